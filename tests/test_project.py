@@ -1,0 +1,43 @@
+"Project-level checks: the README commands, CI and the package metadata agree."
+import re, subprocess, sys
+from pathlib import Path
+import diffaug
+
+ROOT = Path(__file__).resolve().parent.parent
+
+def readme_command(n):
+    lines = (ROOT / 'README.md').read_text().splitlines()
+    heads = [i for i, l in enumerate(lines) if re.match(rf'# {n}\. install and run', l)]
+    assert len(heads) == 1, f'README must hold exactly one "# {n}. install and run ..." line'
+    return lines[heads[0] + 1]
+
+def test_readme_commands_use_constraints():
+    for n in (1, 2):
+        cmd = readme_command(n)
+        assert 'pip install -c constraints.txt' in cmd and cmd.startswith('python3 -m venv .venv')
+    assert readme_command(1).endswith('diffaug demo')
+
+def test_ci_runs_readme_test_command():
+    ci = (ROOT / '.ci' / 'run').read_text()
+    assert "# 2. install and run all the tests" in ci  # .ci/run extracts the command from the README itself
+
+def test_readme_is_generated_from_index():
+    sys.path.insert(0, str(ROOT / 'tools'))
+    import build_readme
+    assert build_readme.build(ROOT) == (ROOT / 'README.md').read_text(), 'README.md is stale: run `python tools/build_readme.py`'
+
+def test_constraints_pin_tested_set():
+    txt = (ROOT / 'constraints.txt').read_text()
+    for pin in ['torch==2.14.1', 'torchvision==0.29.1', 'nbdev==2.4.14', 'fastai>=2.8,<2.8.8', 'execnb<0.2']:
+        assert pin in txt
+
+def test_version_matches_settings():
+    ini = (ROOT / 'settings.ini').read_text()
+    assert re.search(r'^version = (.+)$', ini, re.M).group(1).strip() == diffaug.__version__
+
+def test_setup_py_has_no_pkg_resources():
+    assert 'pkg_resources' not in (ROOT / 'setup.py').read_text()
+
+def test_console_script_help():
+    out = subprocess.run([sys.executable, '-m', 'diffaug.cli', '--help'], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and 'demo' in out.stdout
