@@ -1,4 +1,4 @@
-"Installs diffaug from the settings in settings.ini (nbdev 2 layout); no pkg_resources."
+"Installs diffaug from the settings in settings.ini (nbdev 2 layout) with plain setuptools."
 from configparser import ConfigParser
 from pathlib import Path
 import setuptools

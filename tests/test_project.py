@@ -41,3 +41,23 @@ def test_setup_py_has_no_pkg_resources():
 def test_console_script_help():
     out = subprocess.run([sys.executable, '-m', 'diffaug.cli', '--help'], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and 'demo' in out.stdout
+
+def _mixed_import_cells(nb_path):
+    "Code cells that mix imports with other statements: nbdev's docs build runs every cell holding an import."
+    import ast, json
+    bad = []
+    for i, c in enumerate(json.loads(nb_path.read_text())['cells']):
+        if c['cell_type'] != 'code': continue
+        src = ''.join(c['source'])
+        if re.search(r'^#\|\s*(export|exports|exporti|exec_doc|hide)\b|^#\|\s*eval:\s*false', src, re.M): continue
+        try: tree = ast.parse('\n'.join(l for l in src.splitlines() if not l.lstrip().startswith(('%', '!'))))
+        except SyntaxError: continue
+        has_imp = any(isinstance(n, (ast.Import, ast.ImportFrom)) for n in ast.walk(tree))
+        other = any(not isinstance(n, (ast.Import, ast.ImportFrom)) for n in tree.body)
+        if has_imp and other: bad.append(i)
+    return bad
+
+def test_notebook_cells_keep_imports_apart():
+    bad = {str(p.relative_to(ROOT)): c for p in sorted((ROOT / 'nbs').rglob('*.ipynb'))
+           if not p.name.startswith('_') and (c := _mixed_import_cells(p))}
+    assert not bad, f'cells mixing imports with other code (nbdev runs them while building docs; split them): {bad}'

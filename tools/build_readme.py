@@ -27,6 +27,7 @@ def build(root: Path) -> str:
     if first.cell_type == 'markdown':  # '# title\n\n> description' -> heading + lead paragraph
         first.source = re.sub(r'^>\s*(.*)$', r'\1', first.source, flags=re.M)
     nb.cells = cells
+    nb.metadata['language_info'] = {'name': 'python'}  # nbdev_clean strips it; keeps ```python fences
     body, _ = MarkdownExporter().from_notebook_node(nb)
     note = '<!-- generated from nbs/index.ipynb by tools/build_readme.py (or nbdev_readme); do not edit -->\n\n'
     return note + re.sub(r'\n{3,}', '\n\n', body).strip() + '\n'
