@@ -90,7 +90,7 @@ class Schedule:
     def __eq__(self, o): return type(o) is type(self) and o.config() == self.config()
     def __hash__(self): return hash(repr(self))
 
-# %% ../nbs/00_schedule.ipynb #6d4c8c11
+# %% ../nbs/00_schedule.ipynb #34449efb
 class VPSchedule(Schedule):
     "Variance-preserving (DDPM) schedule with linear or cosine betas."
     def __init__(self, n_steps:int=1000, # number of diffusion steps T
@@ -118,7 +118,7 @@ class VPSchedule(Schedule):
     def config(self): return dict(type='vp', n_steps=self.n_steps_, beta_start=self.beta_start, beta_end=self.beta_end,
                                   kind=self.kind, cosine_s=self.cosine_s)
 
-# %% ../nbs/00_schedule.ipynb #34449efb
+# %% ../nbs/00_schedule.ipynb #f53564a2
 class VESchedule(Schedule):
     "Variance-exploding schedule with geometric noise levels from `sigma_min` to `sigma_max`."
     def __init__(self, sigma_min:float=0.01, # smallest noise level (t = 0)
@@ -134,7 +134,7 @@ class VESchedule(Schedule):
 
     def config(self): return dict(type='ve', sigma_min=self.sigma_min, sigma_max=self.sigma_max, n_steps=self.n_steps_)
 
-# %% ../nbs/00_schedule.ipynb #b3166aad
+# %% ../nbs/00_schedule.ipynb #5b818744
 def schedule_from_config(cfg:dict) -> Schedule:
     "Rebuild a `VPSchedule` or `VESchedule` from its `config()`."
     cfg = dict(cfg); kind = cfg.pop('type', None)

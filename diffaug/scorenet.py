@@ -40,7 +40,8 @@ class CondEmbedding(nn.Module):
         self.t_mlp = nn.Sequential(nn.Linear(self.t_dim, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
         self.c_mlp = nn.Sequential(nn.Linear(cond_dim, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim)) if cond_dim else None
     def forward(self, t, cond=None):
-        e = self.t_mlp(timestep_embedding(t, self.t_dim))
+        w = self.t_mlp[0].weight
+        e = self.t_mlp(timestep_embedding(t, self.t_dim).to(w.dtype))
         if cond is not None:
             if self.c_mlp is None: raise ValueError("this network was built without a condition (cond_dim=0) but got `cond`")
             if cond.shape != (len(t), self.cond_dim):
@@ -224,7 +225,7 @@ class Denoiser(nn.Module):
         return {'net': self.net.config, 'schedule': self.schedule.config(), 'scale_input': self.scale_input,
                 'prior_shape': list(self.prior.mean.shape) if self.prior is not None else None}
 
-# %% ../nbs/01_scorenet.ipynb #af2901c9
+# %% ../nbs/01_scorenet.ipynb #1b861ba8
 class EpsModel(nn.Module):
     "The denoiser's eps prediction as a module for training: `forward(x_t, t, cond=None) -> eps`."
     def __init__(self, denoiser:Denoiser): super().__init__(); self.denoiser = denoiser
@@ -244,14 +245,15 @@ class DiffusionCB(Callback):
         self.vgen = make_generator(self.random_state + 1, device=dev)
     def before_validate(self): self.vgen.manual_seed(self.random_state + 1)
     def before_batch(self):
-        x, rest = self.xb[0], tuple(self.xb[1:])
+        b = tuple(self.xb) + tuple(self.yb)  # fastai splits `(x, cond)` into xb=(x,), yb=(cond,): rejoin them
+        x, rest = b[0], b[1:]
         g = self.gen if self.training else self.vgen
         t = self.schedule.sample_t(len(x), generator=g, t_min=self.t_range[0], t_max=self.t_range[1]).to(x.device)
         noise = torch.randn(x.shape, generator=g, device=g.device, dtype=x.dtype).to(x.device)
         self.learn.xb = (self.schedule.q_sample(x, t, noise), t) + rest
         self.learn.yb = (noise,)
 
-# %% ../nbs/01_scorenet.ipynb #0f4c5850
+# %% ../nbs/01_scorenet.ipynb #3108eb94
 class EMA(Callback):
     "Keep an exponential moving average of the model's weights in `learn.ema_model`."
     order = 90
@@ -266,7 +268,7 @@ class EMA(Callback):
         torch._foreach_lerp_(ep, cp, 1 - d)
         for b_e, b_c in zip(ema.buffers(), cur.buffers()): b_e.copy_(b_c)
 
-# %% ../nbs/01_scorenet.ipynb #2272f681
+# %% ../nbs/01_scorenet.ipynb #69d8cfb2
 def default_net(x:torch.Tensor, # training data, `(N, D)` or `(N, C, H, W)`
                 cond_dim:int=0, # size of the condition vector
                ) -> nn.Module:
@@ -324,7 +326,7 @@ def train_denoiser(x, # clean training data, `(N, D)` vectors or `(N, C, H, W)` 
     out.train_seconds = time.time() - t0
     return out
 
-# %% ../nbs/01_scorenet.ipynb #2b914b16
+# %% ../nbs/01_scorenet.ipynb #def69103
 def _diff_config(a:dict, b:dict, prefix=''):
     out = []
     for k in sorted(set(a) | set(b)):
@@ -356,7 +358,7 @@ def _load(cls, path, device='cpu'):
 
 Denoiser.save, Denoiser.load_weights, Denoiser.load = _save, _load_weights, _load
 
-# %% ../nbs/01_scorenet.ipynb #192bd11a
+# %% ../nbs/01_scorenet.ipynb #1cfac318
 @torch.no_grad()
 def denoising_report(den:Denoiser, # denoiser to evaluate
                      x, # clean data it should recover

@@ -16,6 +16,7 @@ import argparse, fnmatch, html, re, shutil, subprocess, sys
 from pathlib import Path
 import nbformat, yaml
 from nbconvert import HTMLExporter
+from nbconvert.preprocessors import TagRemovePreprocessor
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -52,6 +53,21 @@ padding:1rem;font-size:14px;flex-shrink:0}nav h4{margin:1rem 0 .3rem;color:#555}
 text-decoration:none;padding:2px 0}nav a.cur{font-weight:bold}main{padding:1rem 2rem;max-width:1000px;overflow-x:auto}
 .jp-InputPrompt,.jp-OutputPrompt{display:none}.description{font-style:italic;font-size:125%;opacity:.7}"""
 
+def _apply_directives(nb):
+    "Honour quarto cell options the way the real site does: include, echo; drop `#|` lines; plain links."
+    keep = []
+    for c in nb.cells:
+        if c.cell_type == 'code':
+            opts = dict(re.findall(r'^#\|\s*([\w-]+):\s*(\S+)', c.source, re.M))
+            if opts.get('include') == 'false': continue
+            c.source = '\n'.join(l for l in c.source.splitlines() if not l.lstrip().startswith('#|')).strip()
+            if opts.get('echo') == 'false' or not c.source: c.metadata.setdefault('tags', []).append('remove_input')
+            for o in c.get('outputs', []):
+                md = o.get('data', {}).get('text/markdown')
+                if md: o['data']['text/markdown'] = re.sub(r'\]\(([^)]+)\)\{[^}]*\}', r'](\1)', md)
+        keep.append(c)
+    nb.cells = keep
+
 def _title(nb):
     "Title and description from the processed notebook's front matter (a raw YAML cell)."
     for c in nb.cells:
@@ -65,6 +81,7 @@ def render(proc: Path, out: Path, nbs: Path, cfg_host: str):
     out.mkdir(parents=True)
     secs = sidebar(nbs)
     exporter = HTMLExporter(template_name='lab')
+    exporter.register_preprocessor(TagRemovePreprocessor(remove_input_tags={'remove_input'}), enabled=True)
     exporter.exclude_input_prompt = exporter.exclude_output_prompt = True
     pages = {}
     for nbp in sorted(proc.rglob('*.ipynb')):
@@ -75,6 +92,7 @@ def render(proc: Path, out: Path, nbs: Path, cfg_host: str):
         if fm is not None: nb.cells.remove(fm)
         nb.cells.insert(0, nbformat.v4.new_markdown_cell(f"# {title}\n\n<p class='description'>{html.escape(desc)}</p>"))
         nb.metadata['language_info'] = {'name': 'python'}
+        _apply_directives(nb)
         body, _ = exporter.from_notebook_node(nb)
         name = page_name(rel)
         depth = name.count('/')
