@@ -16,7 +16,7 @@ import diffaug
 
 # %% auto #0
 __all__ = ['append_dims', 'make_generator', 'as_tensor', 'as_labels', 'Tensors', 'TensorDL', 'tensor_dls', 'progress',
-           'save_checkpoint', 'load_checkpoint', 'load_state']
+           'save_checkpoint', 'load_checkpoint', 'load_state', 'plot_history']
 
 # %% ../nbs/00_core.ipynb #2c8b4cd9
 def append_dims(x:torch.Tensor, # per-sample values, shape `(B,)`
@@ -202,3 +202,26 @@ def load_state(module:nn.Module, # module to fill
         raise ValueError('\n'.join(msg))
     module.load_state_dict(state)
     return module
+
+# %% ../nbs/00_core.ipynb #a5198dc4
+def plot_history(history, # `pandas.DataFrame`: columns `epoch` + `train_loss`/`valid_loss`, or `phase`, `round`, `epoch`, `loss`
+                 ax=None, # matplotlib axes to draw on (default: a new figure)
+                 title:str='training history', # axes title
+                 logy:bool=True, # logarithmic loss axis
+                ):
+    "Plot a training-history table: one curve per loss column, or one per phase and round."
+    import matplotlib.pyplot as plt
+    if history is None or len(history) == 0: raise ValueError("the history is empty: train the model first")
+    if ax is None: _, ax = plt.subplots(figsize=(6, 3.2))
+    if 'phase' in history.columns:
+        x0 = 0
+        for (ph, r), g in history.groupby(['phase', 'round'], sort=False):
+            xs = np.arange(x0, x0 + len(g)); x0 += len(g)
+            ax.plot(xs, g['loss'].values, 'o-', ms=2, label=f'{ph} (round {r})' if ph != 'E1' else ph)
+        ax.set_xlabel('epoch (all phases, in order)')
+    else:
+        for c in [c for c in history.columns if c.endswith('loss')]: ax.plot(history['epoch'], history[c], 'o-', ms=3, label=c)
+        ax.set_xlabel('epoch')
+    if logy: ax.set_yscale('log')
+    ax.set(ylabel='loss', title=title); ax.legend(fontsize=8)
+    return ax

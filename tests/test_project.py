@@ -19,7 +19,8 @@ def test_readme_commands_use_constraints():
 
 def test_ci_runs_readme_test_command():
     ci = (ROOT / '.ci' / 'run').read_text()
-    assert "# 2. install and run all the tests" in ci  # .ci/run extracts the command from the README itself
+    assert "# 2. install and run all the tests" in ci  # .ci/run extracts the commands from the README itself
+    assert "# 1. install and run the main job on data that ships with the installed packages" in ci
 
 def test_readme_is_generated_from_index():
     sys.path.insert(0, str(ROOT / 'tools'))
