@@ -57,8 +57,7 @@ def demo_diffusion(out:Path, # folder to write into
     ax[1].set(xlabel='t', ylabel='MSE of x0 estimate', yscale='log', ylim=(1e-3, 10), title='denoising error'); ax[1].legend(fontsize=8)
     f_train = _savefig(fig, out / 'digits_denoiser.png')
     den.save(out / 'digits_denoiser')
-    table = rep.round(4).to_markdown(index=False) if _has_tabulate() else rep.round(4).to_string(index=False)
-    print(table)
+    print(rep.round(4).to_string(index=False))
     cost = ', '.join(f'{k}: {v:.1f} ms/sample' for k, v in timings.items())
     print(f"[diffusion] sampling cost: {cost}")
     return (f"## A diffusion model of handwritten digits\n\n"
@@ -67,10 +66,6 @@ def demo_diffusion(out:Path, # folder to write into
             f"Mean squared error of the x0 estimate on all digits at several steps, with the baselines "
             f"(zero, x_t/a_t, per-pixel Gaussian posterior mean):\n\n```\n{rep.round(4).to_string(index=False)}\n```\n\n"
             f"The trained denoiser is saved in `digits_denoiser/` (`Denoiser.load`).\n")
-
-def _has_tabulate():
-    try: import tabulate; return True
-    except ImportError: return False
 
 # %% ../nbs/13_cli.ipynb #49666020
 def _md_table(rows:dict, cols):

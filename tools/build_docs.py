@@ -103,7 +103,6 @@ def render(proc: Path, out: Path, nbs: Path, cfg_host: str):
         body = re.sub(r'href="(?!https?:|#|mailto:)([^"#]+?)\.ipynb', r'href="\1.html', body)
         body = re.sub(r'href="(?!https?:|#|mailto:)(?:\./)?(\d+[a-z]?_)', 'href="', body)
         if cfg_host: body = body.replace(f'href="{cfg_host}/', f'href="{up}')
-        body = body.replace('<body', f'<body', 1)
         body = re.sub(r'(<body[^>]*>)', rf"\1<nav><b>diffaug</b>{nav}</nav><main>", body, count=1)
         body = body.replace('</body>', '</main></body>', 1).replace('</head>', f'<style>{CSS}</style></head>', 1)
         dest = out / name; dest.parent.mkdir(parents=True, exist_ok=True); dest.write_text(body)
