@@ -26,7 +26,7 @@ import torch
 from diffaug.contrastive import DiffAug, auto_epochs
 from diffaug.augment import ViewBank
 from diffaug.core import make_generator
-from diffaug.data import pbmc68k_reduced, digits_vectors, load_table
+from diffaug.data import pbmc68k_reduced, digits_vectors, digits_images, load_table
 from diffaug.metrics import evaluate_embedding
 
 METRICS = ['knn', 'linear', 'svc', 'kmeans', 'ari', 'nmi']
@@ -38,14 +38,18 @@ def load(name):
         return np.asarray(a.X, dtype=np.float32), {k: a.obs[k].cat.codes.to_numpy() for k in ('bulk_labels', 'louvain')}
     if name == 'digits':
         x, y = digits_vectors(); return x.numpy(), {'digit': y.numpy()}
+    if name == 'digits_img':  # the same digits as (N, 1, 8, 8) images in [-1, 1]: ResNet-18 trunk, conditional UNet
+        x, y = digits_images(); return x.numpy(), {'digit': y.numpy()}
     x, y, _ = load_table(name); return x.numpy(), {'class': y.numpy()}
 
 def zscore(x):
+    x = x.reshape(len(x), -1)
     s = x.std(0); return (x - x.mean(0)) / np.where(s > 0, s, 1)
 
 def pca(x, n=50, seed=0):
     from sklearn.decomposition import PCA
-    return PCA(min(n, x.shape[1], len(x) - 1), random_state=seed).fit_transform(zscore(x))
+    z = zscore(x)
+    return PCA(min(n, z.shape[1], len(z) - 1), random_state=seed).fit_transform(z)
 
 def schedule(n, quick):
     "Epochs (E1, M, E2) for `n` items: the library default, or a short one for --quick."
@@ -63,6 +67,7 @@ def run_dataset(name, seeds, args):
                            ('diffaug', dict(augment='diffaug', loss='soft'))]:
             if args.methods and method not in args.methods: continue
             t0 = time.time()
+            if x.ndim == 4: kw = dict(kw, encoder_kw={'width': args.image_width})
             m = DiffAug(epochs=sched, rounds=args.rounds, lam=args.lam, sampler_steps=args.ddim_steps,
                         random_state=seed, device='cpu', progress=False, **kw).fit(x)
             total = time.time() - t0
@@ -78,15 +83,16 @@ def run_dataset(name, seeds, args):
 
 def bank_cost(m, x, n_items, seed=0):
     "Seconds for one bank refresh of `n_items` views and the share nearer their own item than a random other."
-    xs = m.scaler.transform(torch.as_tensor(x[:n_items]))
+    xs = torch.as_tensor(x[:n_items])
+    if m.scaler is not None: xs = m.scaler.transform(xs)  # vectors are scaled; images are used as they are
     codes = m.model.embed(xs)
     perm = torch.randperm(len(xs), generator=make_generator(seed))
     out = []
     for sampler, steps in [('ddim', 10), ('ddim', 50), ('ddpm', 1000)]:
         b = ViewBank(len(xs), sampler=sampler, steps=steps).set_shape(m.in_shape)
         b.refresh(m.generator, codes, generator=make_generator(seed))
-        v = b.views[:, 0]
-        own, other = (v - xs).norm(dim=1), (v - xs[perm]).norm(dim=1)
+        v, xf = b.views[:, 0].reshape(len(xs), -1), xs.reshape(len(xs), -1)
+        own, other = (v - xf).norm(dim=1), (v - xf[perm]).norm(dim=1)
         out.append(dict(sampler=f"{sampler.upper()}-{steps}", items=len(xs), seconds=b.log[-1]['seconds'],
                         ms_per_view=1000 * b.log[-1]['seconds'] / len(xs), nearer_own=float((own < other).float().mean()),
                         zero_views=int((v.abs().sum(1) == 0).sum())))
@@ -135,7 +141,8 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--quick', action='store_true', help='2 seeds, pbmc and wine, short schedule')
     p.add_argument('--seeds', type=int, default=None, help='number of seeds (default 5, 2 with --quick)')
-    p.add_argument('--datasets', nargs='+', default=None, help='pbmc digits wine breast_cancer')
+    p.add_argument('--datasets', nargs='+', default=None, help='pbmc digits digits_img wine breast_cancer')
+    p.add_argument('--image-width', type=int, default=16, help='ResNet-18 base width for image data (64 is the reference)')
     p.add_argument('--methods', nargs='+', default=None, help='subset of ntxent_knnmix soft_knnmix diffaug')
     p.add_argument('--rounds', type=int, default=1, help='M -> E2 rounds of DiffAug')
     p.add_argument('--lam', type=float, default=0.184, help='probability of a generated view in E2')
