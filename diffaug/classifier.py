@@ -14,7 +14,7 @@ from fastai.callback.core import Callback
 from fastai.callback.schedule import fit_one_cycle
 from fastai.metrics import accuracy
 from fastai.optimizer import Adam
-from .core import as_tensor, as_labels, make_generator, tensor_dls, save_checkpoint, load_checkpoint, load_state
+from .core import as_tensor, as_labels, make_generator, randn, tensor_dls, save_checkpoint, load_checkpoint, load_state
 from .schedule import Schedule, VPSchedule, schedule_from_config
 from .scorenet import Denoiser, timestep_embedding
 from .encoder import ResNet18Encoder
@@ -161,10 +161,6 @@ class DiffusionClassifier(nn.Module):
         return self.head(self.features(x, t, x0))
 
 # %% ../nbs/07_classifier.ipynb #99fdd4ca
-def _draw(x, g):
-    "Standard normal noise shaped like `x`, drawn on the generator's device."
-    return torch.randn(x.shape, generator=g, device=g.device, dtype=x.dtype).to(x.device)
-
 def _frozen(den, device):
     den = den.to(device).eval()
     for p in den.parameters(): p.requires_grad_(False)
@@ -195,7 +191,7 @@ class DiffuseCB(Callback):
     def before_batch(self):
         x, g = self.xb[0], (self.gen if self.training else self.vgen)
         t = self.schedule.sample_t(len(x), generator=g, t_min=self.t_min, t_max=self.t_max).to(x.device)
-        xt = self.schedule.q_sample(x, t, _draw(x, g))
+        xt = self.schedule.q_sample(x, t, generator=g)
         self.t = t
         if self.kind == 'noisy': self.learn.xb = (xt, t)
         else:
@@ -234,7 +230,7 @@ class DiffAugCB(Callback):
         x, y = self.xb[0], self.yb[0]
         t = self.denoiser.schedule.sample_t(len(x), generator=self.gen, t_min=self.t_min, t_max=self.t_max).to(x.device)
         with torch.no_grad():
-            xt = self.denoiser.schedule.q_sample(x, t, _draw(x, self.gen))
+            xt = self.denoiser.schedule.q_sample(x, t, generator=self.gen)
             view = self.denoiser(xt, t, clip=self.clip).to(x.dtype)
         self.t = t
         self.learn.xb = (torch.cat([x, view]),) + tuple(torch.cat([o, o]) for o in self.xb[1:])
@@ -360,11 +356,11 @@ def predict_proba(learn, # a Learner from `fit_classifier` (or any classifier Le
             for s_ in steps:
                 if int(s_) == 0: probs.append(run([x])); continue
                 tt = _steps(s_, len(x))
-                probs.append(run([denoised(sch.q_sample(x, tt, torch.randn(x.shape, generator=g)), tt)]))
+                probs.append(run([denoised(sch.q_sample(x, tt, generator=g), tt)]))
             return torch.stack(probs).mean(0)
         if t is None and kind == 'plain': return run([x])
         tt = _steps(0 if t is None else t, len(x))
-        xt = sch.q_sample(x, tt, torch.randn(x.shape, generator=g))
+        xt = sch.q_sample(x, tt, generator=g)
         if kind == 'plain': return run([denoised(xt, tt) if denoise else xt])
         if kind == 'noisy': return run([xt, tt])
         return run([xt, tt, denoised(xt, tt)])

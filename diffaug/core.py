@@ -15,7 +15,7 @@ from fastprogress.fastprogress import progress_bar
 import diffaug
 
 # %% auto #0
-__all__ = ['append_dims', 'make_generator', 'as_tensor', 'as_labels', 'Tensors', 'TensorDL', 'tensor_dls', 'progress',
+__all__ = ['append_dims', 'make_generator', 'randn', 'as_tensor', 'as_labels', 'Tensors', 'TensorDL', 'tensor_dls', 'progress',
            'save_checkpoint', 'load_checkpoint', 'load_state', 'plot_history']
 
 # %% ../nbs/00_core.ipynb #2c8b4cd9
@@ -36,6 +36,16 @@ def make_generator(random_state:int|torch.Generator|None=None, # seed, an existi
     if random_state is None: g.seed()
     else: g.manual_seed(int(random_state))
     return g
+
+def randn(shape:tuple, # shape of the draw
+          generator:torch.Generator|None=None, # source of the draw (its device is where it is drawn)
+          like:torch.Tensor|None=None, # the result gets this tensor's device and dtype
+         ) -> torch.Tensor:
+    "Standard normal noise drawn on the generator's device, returned on the device and in the dtype of `like`."
+    dev = generator.device if generator is not None else (like.device if like is not None else 'cpu')
+    dtype = like.dtype if like is not None else torch.float32
+    out = torch.randn(tuple(shape), generator=generator, device=dev, dtype=dtype)
+    return out.to(like.device) if like is not None else out
 
 # %% ../nbs/00_core.ipynb #ba04a1ec
 def as_tensor(x, # array-like: tensor, numpy array or nested list

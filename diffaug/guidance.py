@@ -104,7 +104,7 @@ def classifier_gradients(learn_or_model, # Learner, `LoadedClassifier` or classi
     sch = schedule or getattr(learn_or_model, 'schedule', None) or (den.schedule if den is not None else None)
     if sch is None: raise ValueError("pass a schedule or a denoiser")
     tt = torch.full((len(x),), int(t), dtype=torch.long)
-    xt = sch.q_sample(x, tt, torch.randn(x.shape, generator=make_generator(generator)))
+    xt = sch.q_sample(x, tt, generator=make_generator(generator))
     model = _model_of(learn_or_model)
     p = next(model.parameters())
     cf = classifier_cond_fn(learn_or_model, den, as_labels(y, len(x)), through_denoiser=through_denoiser)

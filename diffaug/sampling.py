@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import numpy as np
 import torch
-from .core import append_dims, as_tensor, make_generator, progress as _progress
+from .core import append_dims, as_tensor, make_generator, randn, progress as _progress
 from .schedule import Schedule
 from .scorenet import Denoiser
 
@@ -25,10 +25,6 @@ def posterior_coefs(schedule:Schedule) -> tuple[torch.Tensor, torch.Tensor, torc
     return a_prev * beta2 / s ** 2, alpha * s_prev ** 2 / s ** 2, beta2 * s_prev ** 2 / s ** 2
 
 # %% ../nbs/02_sampling.ipynb #69a927b0
-def _randn(shape, generator, like):
-    dev = generator.device if generator is not None else like.device
-    return torch.randn(shape, generator=generator, device=dev, dtype=like.dtype).to(like.device)
-
 def _prep(denoiser, shape, cond, x_T, generator):
     p = next(denoiser.parameters(), None)
     like = torch.empty(0, device=p.device if p is not None else 'cpu', dtype=p.dtype if p is not None else torch.float32)
@@ -39,7 +35,7 @@ def _prep(denoiser, shape, cond, x_T, generator):
     sch = denoiser.schedule
     if x_T is None:
         T = sch.n_steps - 1
-        x_T = _randn(shape, generator, like) * float((sch.a[T] ** 2 + sch.s[T] ** 2).sqrt())
+        x_T = randn(shape, generator, like) * float((sch.a[T] ** 2 + sch.s[T] ** 2).sqrt())
     elif tuple(x_T.shape) != shape: raise ValueError(f"x_T has shape {tuple(x_T.shape)}, expected {shape}")
     return x_T.to(like), cond
 
@@ -66,7 +62,7 @@ def sample_ddpm(denoiser:Denoiser, # the trained denoiser
         x0 = denoiser(x, t, cond, clip=clip)
         mean = c0[i] * x0 + ct[i] * x
         if cond_fn is not None and i > 0: mean = mean + var[i] * _guided(cond_fn, x, t)
-        x = mean + var[i].sqrt() * _randn(x.shape, generator, x) if i > 0 else mean
+        x = mean + var[i].sqrt() * randn(x.shape, generator, x) if i > 0 else mean
     return x
 
 # %% ../nbs/02_sampling.ipynb #00afbacc
@@ -106,7 +102,7 @@ def sample_ddim(denoiser:Denoiser, # the trained denoiser
         a_t, s_t, a_p, s_p = a_tab[i], s_tab[i], a_tab[p], s_tab[p]
         sig = eta * math.sqrt(max(s_p ** 2 / s_t ** 2 * (s_t ** 2 - (a_t / a_p) ** 2 * s_p ** 2), 0.))
         x = a_p * x0 + math.sqrt(max(s_p ** 2 - sig ** 2, 0.)) * eps
-        if sig > 0: x = x + sig * _randn(x.shape, generator, x)
+        if sig > 0: x = x + sig * randn(x.shape, generator, x)
     return x
 
 # %% ../nbs/02_sampling.ipynb #8a48734e
@@ -122,5 +118,5 @@ def diffuse_denoise(denoiser:Denoiser, # the trained denoiser
     "One forward jump of `x0` to step `t` and one Tweedie step back: the DiffAug view."
     if not isinstance(t, torch.Tensor): t = torch.full((len(x0),), int(t), dtype=torch.long)
     t = t.to(x0.device)
-    xt = denoiser.schedule.q_sample(x0, t, _randn(x0.shape, generator, x0))
+    xt = denoiser.schedule.q_sample(x0, t, generator=generator)
     return denoiser(xt, t, cond, clip=clip)

@@ -6,7 +6,7 @@
 from __future__ import annotations
 import math
 import torch
-from .core import append_dims, make_generator
+from .core import append_dims, make_generator, randn
 
 # %% auto #0
 __all__ = ['Schedule', 'VPSchedule', 'VESchedule', 'schedule_from_config']
@@ -43,7 +43,7 @@ class Schedule:
 
     def q_sample(self, x0:torch.Tensor, t, noise:torch.Tensor|None=None, *, generator:torch.Generator|None=None) -> torch.Tensor:
         "Diffuse `x0` to steps `t`: `a_t x0 + s_t noise` (noise drawn from `generator` if not given)."
-        if noise is None: noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+        if noise is None: noise = randn(x0.shape, generator, x0)
         return self.coef('a', t, x0) * x0 + self.coef('s', t, x0) * noise
 
     def pred_xstart(self, x_t:torch.Tensor, t, eps:torch.Tensor, clip:bool=False) -> torch.Tensor:

@@ -13,7 +13,7 @@ from fastai.learner import Learner
 from fastai.callback.core import Callback
 from fastai.callback.schedule import fit_one_cycle
 from fastai.optimizer import Adam
-from .core import (append_dims, as_tensor, make_generator, tensor_dls, progress, save_checkpoint,
+from .core import (append_dims, as_tensor, make_generator, randn, tensor_dls, progress, save_checkpoint,
                           load_checkpoint, load_state)
 from .schedule import Schedule, VPSchedule, VESchedule, schedule_from_config
 
@@ -249,7 +249,7 @@ class DiffusionCB(Callback):
         x, rest = b[0], b[1:]
         g = self.gen if self.training else self.vgen
         t = self.schedule.sample_t(len(x), generator=g, t_min=self.t_range[0], t_max=self.t_range[1]).to(x.device)
-        noise = torch.randn(x.shape, generator=g, device=g.device, dtype=x.dtype).to(x.device)
+        noise = randn(x.shape, g, x)
         self.learn.xb = (self.schedule.q_sample(x, t, noise), t) + rest
         self.learn.yb = (noise,)
 

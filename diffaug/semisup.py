@@ -9,8 +9,8 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from fastai.callback.core import Callback
-from .core import make_generator
-from .classifier import DiffuseCB, check_images, _draw
+from .core import make_generator, randn
+from .classifier import DiffuseCB, check_images
 
 # %% auto #0
 __all__ = ['temporal_consistency_loss', 'diffuse_further', 'ramp_weight', 'TemporalConsistencyCB']
@@ -88,8 +88,8 @@ class TemporalConsistencyCB(Callback):
         t = sch.sample_t(len(x), generator=g, t_min=d.t_min, t_max=d.t_max).to(x.device)
         delta = torch.randint(1, self.radius + 1, (len(x),), generator=g, device=g.device).to(x.device)
         t2 = (t + delta).clamp(max=sch.n_steps - 1)
-        xt = sch.q_sample(x, t, _draw(x, g))
-        xt2 = diffuse_further(sch, xt, t, t2, _draw(x, g))
+        xt = sch.q_sample(x, t, randn(x.shape, g, x))
+        xt2 = diffuse_further(sch, xt, t, t2, randn(x.shape, g, x))
         with torch.no_grad(): teacher = self.model(*self._inputs(xt, t))
         student = self.model(*self._inputs(xt2, t2))
         ltc = temporal_consistency_loss(teacher, student)
