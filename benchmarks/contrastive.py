@@ -28,7 +28,7 @@ import torch
 from diffaug.contrastive import DiffAug, auto_epochs, fit_encoder
 from diffaug.losses import SoftContrastiveLoss
 from diffaug.augment import ViewBank
-from diffaug.core import make_generator
+from diffaug.core import append_dims, make_generator
 from diffaug.data import pbmc68k_reduced, digits_vectors, digits_images, load_table
 from diffaug.metrics import evaluate_embedding
 
@@ -65,7 +65,7 @@ class SelfViews:
     def __call__(self, x, idx, generator=None):
         v = self.base(x, idx, generator).to(x)
         m = torch.rand(len(idx), generator=generator) < self.lam
-        return torch.where(m.view(-1, *[1] * (x.ndim - 1)).to(x.device), x, v)
+        return torch.where(append_dims(m, x.ndim).to(x.device), x, v)
 
 def fit_self_control(x, sched, seed, args, **kw):
     """The DiffAug schedule with the generated views swapped for the item itself: the same E1 (same seed), then

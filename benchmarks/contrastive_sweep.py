@@ -76,24 +76,6 @@ def sweep_seed(x, labels, seed, args, check=False):
         print(f"[seed {seed}] {arm} lam={lam}: {spent:.1f}s", flush=True)
     return rows
 
-def paired_table(df, metrics):
-    "Paired differences per (arm, lam, round) against `restart` and `self(lam)` at the same round and seed."
-    key = ['dataset', 'label', 'round', 'seed']
-    rest = df[df.arm == 'restart'].set_index(key)
-    lines = ['| data | label | lam | round | ' + ' | '.join(f'{m} vs restart' for m in metrics) + ' | '
-             + ' | '.join(f'{m} vs self' for m in metrics) + ' | seeds |', '|' + '---|' * (2 * len(metrics) + 5)]
-    d = df[df.arm == 'diffaug']
-    for (ds, lab, lam, r), s in d.groupby(['dataset', 'label', 'lam', 'round'], sort=True):
-        s = s.set_index(key)
-        ctl = df[(df.arm == 'self') & (df.lam == lam)].set_index(key)
-        cells = []
-        for other in (rest, ctl):
-            for m in metrics:
-                diff = 100 * (s[m] - other.loc[s.index, m])
-                cells.append(f"{diff.mean():+.1f} ± {diff.std(ddof=0):.1f} ({(diff > 0).sum()}/{len(diff)})")
-        lines.append(f"| {ds} | {lab} | {lam:g} | {r + 1} | " + ' | '.join(cells) + f" | {len(s)} |")
-    return '\n'.join(lines)
-
 def paired_frame(df, metrics):
     "Long table of paired differences (points) of diffaug against `restart` and `self(lam)` per seed."
     key = ['dataset', 'label', 'round', 'seed']
@@ -106,6 +88,17 @@ def paired_frame(df, metrics):
             d = 100 * (s[metrics] - other.loc[s.index, metrics])
             out.append(d.reset_index().assign(lam=lam, control=name))
     return pd.concat(out, ignore_index=True)
+
+def paired_table(df, metrics):
+    "Markdown table of `paired_frame`: mean ± std over seeds and seeds where diffaug is higher, per lambda and round."
+    pf = paired_frame(df, metrics)
+    lines = ['| data | label | lam | round | ' + ' | '.join(f'{m} vs restart' for m in metrics) + ' | '
+             + ' | '.join(f'{m} vs self' for m in metrics) + ' | seeds |', '|' + '---|' * (2 * len(metrics) + 5)]
+    for (ds, lab, lam, r), s in pf.groupby(['dataset', 'label', 'lam', 'round'], sort=True):
+        cells = [f"{d.mean():+.1f} ± {d.std(ddof=0):.1f} ({(d > 0).sum()}/{len(d)})"
+                 for ctl in ('restart', 'self') for d in (s.loc[s.control == ctl, m] for m in metrics)]
+        lines.append(f"| {ds} | {lab} | {lam:g} | {r + 1} | " + ' | '.join(cells) + f" | {(s.control == 'restart').sum()} |")
+    return '\n'.join(lines)
 
 def plot_sweep(df, metrics, path):
     "Paired gain of diffaug over each control (mean and std over seeds) against lambda, or against rounds."
