@@ -1,25 +1,337 @@
 """Digits benchmark of part B (denoising-assisted classifiers, DiffAug, DiffAug Ensemble, guidance, semi-supervised).
 
-Runs `diffaug.bench_classify.run_benchmark` on scikit-learn's digits over several seeds and writes
-classify_*.csv (one row per seed and setting), classify.md (mean ± std tables) and acc_vs_t.png into --out.
+On scikit-learn's digits (1797 8x8 images, a stratified 70/30 split per seed) it trains per seed one denoiser and
+plain, noisy, DA and DiffAug classifiers, then runs five parts:
+  1  accuracy on diffused test digits x_t (the same x_t for every classifier): clean, clean on x0_hat, noisy, DA
+  2  classifier-guided DDIM samples of the noisy and DA classifiers: class consistency and feature FID by a judge
+  3  DiffAug training and the DiffAug Ensemble (DE) on corrupted test digits
+  4  semi-supervised: noisy and DA classifiers on 5/10/20% of the labels, with and without temporal consistency
+  5  cost: seconds per training epoch and per prediction
+It writes into --out classify_*.csv (one row per seed and setting), classify.md (mean ± std tables),
+classify_config.json, acc_vs_t.png, guided_samples.png and gradient_maps.png, every file atomically, the CSVs and
+classify.md again after every seed (a run cut short keeps its results).
 
     OMP_NUM_THREADS=1 python benchmarks/classify.py --quick          # a few minutes on one CPU thread
     OMP_NUM_THREADS=1 python benchmarks/classify.py                  # full settings (tens of minutes)
+    python benchmarks/classify.py --report-only                      # rebuild classify.md from the CSVs
+    python benchmarks/classify.py --quick --seeds 1 --parts 1 --set den_epochs=1 cls_epochs=1 --out /tmp/cls
 """
-import argparse
+from __future__ import annotations
+import argparse, json, math, sys, time
+from pathlib import Path
+import numpy as np
+import pandas as pd
 import torch
-from diffaug.bench_classify import run_benchmark
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import summarise, md_table, pm, machine_line, write_text_atomic, savefig_atomic
+
+from diffaug.data import digits_images, corrupted_set, CORRUPTIONS
+from diffaug.scorenet import train_denoiser
+from diffaug.metrics import frechet_distance
+from diffaug.classifier import fit_classifier, predict_proba, DE_STEPS
+from diffaug.guidance import guided_sample, plot_gradient_maps
+from diffaug.semisup import TemporalConsistencyCB
+
+RESULTS = Path(__file__).resolve().parent / 'results'
+PARTS = ('noise', 'guidance', 'robust', 'semisup', 'cost')  # CSV names `classify_<part>.csv`, in the order of the parts
+
+QUICK = dict(den_epochs=10, cls_epochs=10, t_grid=(0, 100, 300, 500, 700), n_per_class=10, scales=(5.,), ddim_steps=25,
+             kinds=CORRUPTIONS, severities=(3, 5), de_steps=DE_STEPS, semi_fracs=(0.05, 0.1, 0.2), semi_steps=100,
+             semi_t=(0, 300), diffaug_full=False, bs=128)
+FULL = dict(den_epochs=30, cls_epochs=30, t_grid=(0, 100, 200, 300, 400, 500, 600, 700, 800), n_per_class=20,
+            scales=(2., 5., 10.), ddim_steps=50, kinds=CORRUPTIONS, severities=(1, 2, 3, 4, 5), de_steps=DE_STEPS,
+            semi_fracs=(0.05, 0.1, 0.2), semi_steps=300, semi_t=(0, 300, 500), diffaug_full=True, bs=128)
+
+# ---------------------------------------------------------------------------------------------------- helpers
+
+def _split(y, seed, test_frac=0.3):
+    "Stratified train/test indices of one seed."
+    from sklearn.model_selection import train_test_split
+    tr, te = train_test_split(np.arange(len(y)), test_size=test_frac, stratify=y.numpy(), random_state=seed)
+    return torch.as_tensor(tr), torch.as_tensor(te)
+
+def _acc(p, y): return float((p.argmax(1) == y).float().mean())
+
+@torch.no_grad()
+def _features(learn, x, bs=512):
+    "Penultimate features of a classifier (the judge of part 2)."
+    m = learn.model.eval()
+    return torch.cat([m.features(x[i:i + bs]) for i in range(0, len(x), bs)])
+
+def _log(progress, t0, msg):
+    if progress: print(f"[{time.time() - t0:7.1f}s] {msg}", flush=True)
+
+# ---------------------------------------------------------------------------------------------------- one seed
+
+def _seed_run(seed, cfg, x, y, parts, progress, T0, out=None, first=0):
+    "All parts in `parts` for one seed; returns `{part: [row dicts]}` (figures go to `out` for the seed `first`)."
+    rows = {k: [] for k in PARTS}
+    tr, te = _split(y, seed)
+    xtr, ytr, xte, yte = x[tr], y[tr], x[te], y[te]
+    den = train_denoiser(xtr, epochs=cfg['den_epochs'], random_state=seed, progress=False)
+    _log(progress, T0, f"seed {seed}: denoiser trained ({den.train_seconds:.1f}s)")
+
+    def fit(mode, xs=xtr, ys=ytr, **kw):
+        kw = dict(dict(epochs=cfg['cls_epochs'], bs=cfg['bs'], random_state=seed), **kw)
+        return fit_classifier(xs, ys, mode=mode, denoiser=den if mode in ('diffaug', 'da') else None, schedule=den.schedule,
+                              progress=False, valid_pct=0, **kw)
+
+    L = {m: fit(m) for m in ('plain', 'noisy', 'da', 'diffaug')}
+    _log(progress, T0, f"seed {seed}: classifiers trained")
+    for m, l in L.items(): rows['cost'].append(dict(seed=seed, what=f'train epoch: {m}', seconds=float(np.mean(l.epoch_seconds))))
+
+    if 1 in parts:
+        for t in cfg['t_grid']:
+            for name, l, kw in [('clean', L['plain'], {}), ('clean on x0_hat', L['plain'], dict(denoise=True, denoiser=den)),
+                                ('noisy', L['noisy'], {}), ('DA', L['da'], {})]:
+                p = predict_proba(l, xte, t=t, generator=1000 + seed, **kw)
+                rows['noise'].append(dict(seed=seed, t=t, classifier=name, acc=_acc(p, yte)))
+        _log(progress, T0, f"seed {seed}: part 1 (accuracy vs t) done")
+
+    if 2 in parts:
+        judge = fit('plain', random_state=seed + 100)  # the judge: a clean classifier with its own initialisation and batches
+        f_real = _features(judge, xte)
+        grids, figures = {}, out is not None and seed == first
+        settings = [('unguided', L['noisy'], 0.)] + [(n, L[k], s) for s in cfg['scales'] for n, k in (('noisy', 'noisy'), ('DA', 'da'))]
+        for name, l, scale in settings:
+            t0 = time.perf_counter()
+            xs, ys = guided_sample(l, den, range(10), n=cfg['n_per_class'], scale=scale, steps=cfg['ddim_steps'], generator=seed)
+            xs = xs.clamp(-1, 1)
+            rows['guidance'].append(dict(seed=seed, classifier=name, scale=scale, consistency=_acc(predict_proba(judge, xs), ys),
+                                         fid=frechet_distance(_features(judge, xs), f_real),
+                                         seconds_per_sample=(time.perf_counter() - t0) / len(xs)))
+            if figures and scale == cfg['scales'][len(cfg['scales']) // 2]: grids[name] = xs
+        if figures:
+            import matplotlib.pyplot as plt
+            plot_grids(grids, cfg['n_per_class'], out/'guided_samples.png')
+            fig = plot_gradient_maps({'noisy': L['noisy'], 'DA': L['da']}, xte[:10], yte[:10], t=300, generator=seed)
+            savefig_atomic(fig, out/'gradient_maps.png', dpi=120); plt.close(fig)
+        rows['guidance'].append(dict(seed=seed, classifier='real test digits', scale=np.nan,
+                                     consistency=_acc(predict_proba(judge, xte), yte), fid=np.nan, seconds_per_sample=np.nan))
+        _log(progress, T0, f"seed {seed}: part 2 (guidance) done")
+
+    if 3 in parts:
+        models = {'plain': L['plain'], 'DiffAug (t<=500)': L['diffaug']}
+        if cfg['diffaug_full']: models['DiffAug (full t)'] = fit('diffaug', t_max=den.schedule.n_steps - 1)
+        sets = {('clean', 0): xte, **corrupted_set(xte, cfg['kinds'], cfg['severities'], random_state=seed)}
+        for (kind, sev), xs in sets.items():
+            for name, l in models.items():
+                rows['robust'].append(dict(seed=seed, corruption=kind, severity=sev, method=name, acc=_acc(predict_proba(l, xs), yte)))
+                if name != 'DiffAug (full t)':
+                    p = predict_proba(l, xs, ensemble=True, denoiser=den, generator=2000 + seed, steps=cfg['de_steps'])
+                    rows['robust'].append(dict(seed=seed, corruption=kind, severity=sev, method=name + ' + DE', acc=_acc(p, yte)))
+        t0 = time.perf_counter(); predict_proba(L['diffaug'], xte); tp = time.perf_counter() - t0
+        t0 = time.perf_counter(); predict_proba(L['diffaug'], xte, ensemble=True, denoiser=den, generator=0, steps=cfg['de_steps'])
+        te_ = time.perf_counter() - t0
+        rows['cost'] += [dict(seed=seed, what='predict: plain, per image', seconds=tp / len(xte)),
+                         dict(seed=seed, what='predict: DiffAug Ensemble, per image', seconds=te_ / len(xte))]
+        _log(progress, T0, f"seed {seed}: part 3 (robustness) done")
+
+    if 4 in parts:
+        from sklearn.model_selection import train_test_split
+        bs = 32
+        for frac in cfg['semi_fracs']:
+            li, ui = train_test_split(np.arange(len(xtr)), train_size=frac, stratify=ytr.numpy(), random_state=seed)
+            li, ui = torch.as_tensor(li), torch.as_tensor(ui)
+            epochs = max(1, math.ceil(cfg['semi_steps'] / math.ceil(len(li) / bs)))
+            for mode in ('noisy', 'da'):
+                for tc in (False, True):
+                    cbs = [TemporalConsistencyCB(xtr[ui], denoiser=den, bs=bs, random_state=seed)] if tc else []
+                    l = fit(mode, xtr[li], ytr[li], epochs=epochs, bs=bs, cbs=cbs)
+                    rows['cost'].append(dict(seed=seed, what=f"train epoch: {mode}{' + L_tc' if tc else ''} ({frac:.0%} labels)",
+                                             seconds=float(np.mean(l.epoch_seconds))))
+                    for t in cfg['semi_t']:
+                        rows['semisup'].append(dict(seed=seed, labels=f'{frac:.0%}', n_labels=len(li), classifier=mode,
+                                                    tc=tc, t=t, acc=_acc(predict_proba(l, xte, t=t, generator=3000 + seed), yte)))
+        _log(progress, T0, f"seed {seed}: part 4 (semi-supervised) done")
+    return rows
+
+# ---------------------------------------------------------------------------------------------------- the run
+
+def run_benchmark(out=RESULTS, # folder for the CSV, markdown and figure files
+                  quick:bool=False, # shorter training and fewer settings (minutes, not tens of minutes)
+                  seeds=3, # number of seeds, or a list of seeds
+                  progress:bool=True, # print progress lines
+                  parts=(1, 2, 3, 4, 5), # which parts to run
+                  **overrides, # settings that replace those of `QUICK` / `FULL` (e.g. `den_epochs=5`)
+                 ) -> dict:
+    "Run the digits classification benchmark; write `classify_*.csv`, `classify.md`, the config and the figures into `out`."
+    cfg = dict(QUICK if quick else FULL)
+    bad = set(overrides) - set(cfg)
+    if bad: raise ValueError(f"unknown settings {sorted(bad)}; known: {sorted(cfg)}")
+    cfg.update(overrides)
+    seeds = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+    out = Path(out); out.mkdir(parents=True, exist_ok=True)
+    config = dict(cfg, quick=quick, seeds=seeds, parts=list(parts), threads=torch.get_num_threads())
+    write_text_atomic(out/'classify_config.json', json.dumps(config, indent=1))
+    x, y = digits_images()
+    T0 = time.time()
+    rows = {k: [] for k in PARTS}
+    dfs = {}
+    for i, seed in enumerate(seeds):
+        for k, v in _seed_run(seed, cfg, x, y, set(parts), progress, T0, out, seeds[0]).items(): rows[k] += v
+        dfs = {k: pd.DataFrame(v) for k, v in rows.items() if v}  # written after every seed, so a cut-short run keeps its results
+        for k, df in dfs.items(): write_text_atomic(out/f'classify_{k}.csv', df.to_csv(index=False))
+        _write_md(dfs, cfg, seeds[:i + 1], quick, time.time() - T0, out)
+        _log(progress, T0, f"wrote {out/'classify.md'} ({i + 1} of {len(seeds)} seeds)")
+    return dfs
+
+# ---------------------------------------------------------------------------------------------------- the report
+
+def build_report(dfs:dict, # `{part: DataFrame}` of the parts that ran (see `PARTS`)
+                 cfg:dict, # settings of the run (`QUICK`/`FULL` with overrides, optionally `threads`)
+                 seeds:list, # seeds in the frames
+                 quick:bool, # quick or full settings
+                 seconds:float|None, # wall time of the run (None: not known, e.g. when rebuilt from the CSVs)
+                 out:Path, # folder of the run (figures that exist there are linked)
+                ) -> str:
+    "The markdown of classify.md."
+    took = '' if seconds is None else f" Total time {seconds / 60:.1f} min."
+    L = [f"# Digits classification benchmark ({'quick' if quick else 'full'})", '',
+         f"scikit-learn digits (1797 8x8 images), stratified 70/30 split per seed; seeds {seeds}; mean ± std over seeds "
+         f"(accuracies in %). Denoiser: eps-UNet, {cfg['den_epochs']} epochs; classifiers: SmallCNN, {cfg['cls_epochs']} "
+         f"epochs. {machine_line(cfg.get('threads'))}{took}", '']
+    if 'noise' in dfs: L += _noise_section(dfs['noise'])
+    if 'guidance' in dfs: L += _guidance_section(dfs['guidance'], cfg, out)
+    if 'robust' in dfs: L += _robust_section(dfs['robust'], cfg)
+    if 'semisup' in dfs: L += _semisup_section(dfs['semisup'])
+    if 'cost' in dfs: L += _cost_section(dfs['cost'])
+    return '\n'.join(L)
+
+def _noise_section(df):
+    s = summarise(df, ['t', 'classifier'], 'acc'); s['acc'] = pm(s)
+    w = s.pivot(index='t', columns='classifier', values='acc').reset_index()
+    L = ['## 1. Accuracy on diffused test digits (same x_t for every classifier)', '', md_table(w), '']
+    d = df.pivot_table(index=['seed', 't'], columns='classifier', values='acc').reset_index()
+    d['DA - noisy'] = d['DA'] - d['noisy']
+    s2 = summarise(d, ['t'], 'DA - noisy'); s2['DA - noisy (points)'] = pm(s2)
+    L += ['Paired difference DA - noisy:', '', md_table(s2[['t', 'DA - noisy (points)']]), '']
+    return L + ['![accuracy vs t](acc_vs_t.png)', '']
+
+def _guidance_section(g, cfg, out):
+    by = ['classifier', 'scale']
+    a, f, t = summarise(g, by, 'consistency'), summarise(g, by, 'fid'), summarise(g, by, 'seconds_per_sample')
+    tab = pd.DataFrame({'classifier': a['classifier'], 'scale': a['scale'], 'class consistency %': pm(a),
+                        'feature FID': ['-' if np.isnan(m) else v for m, v in zip(f['mean'], pm(f, scale=1., fmt='.2f'))],
+                        's/sample': ['-' if np.isnan(m) else f"{m:.4f}" for m in t['mean']]})
+    tab['scale'] = ['-' if np.isnan(v) else f"{v:g}" for v in tab['scale']]
+    figs = ['![guided samples](guided_samples.png)', '![gradient maps](gradient_maps.png)'] if (Path(out)/'guided_samples.png').exists() else []
+    return ['## 2. Classifier-guided DDIM samples', '',
+            f"{cfg['n_per_class']} samples per class, DDIM-{cfg['ddim_steps']}; the judge is a clean classifier trained with "
+            "another seed; FID in its penultimate features against the test digits.", '', md_table(tab), ''] + figs + ['']
+
+def _robust_section(r, cfg):
+    s = summarise(r[r.corruption == 'clean'], ['method'], 'acc')
+    cor = r[r.corruption != 'clean']
+    m = cor.groupby(['seed', 'method', 'severity'], sort=False).acc.mean().reset_index()
+    ms = summarise(m, ['severity', 'method'], 'acc'); ms['acc'] = pm(ms)
+    wide = ms.pivot(index='method', columns='severity', values='acc').reset_index()
+    wide.columns = ['method'] + [f'sev {c}' for c in wide.columns[1:]]
+    mall = cor.groupby(['seed', 'method'], sort=False).acc.mean().reset_index()
+    sa = summarise(mall, ['method'], 'acc')
+    wide = wide.merge(pd.DataFrame({'method': sa['method'], 'mean corrupted': pm(sa)}), on='method')
+    wide = pd.DataFrame({'method': s['method'], 'clean': pm(s)}).merge(wide, on='method')
+    L = ['## 3. DiffAug training and the DiffAug Ensemble (DE) on corrupted digits', '',
+         'Accuracy averaged over the corruptions ' + ', '.join(cfg['kinds']) + ':', '', md_table(wide), '']
+    pk = summarise(cor.groupby(['seed', 'corruption', 'method'], sort=False).acc.mean().reset_index(), ['corruption', 'method'], 'acc')
+    pk['acc'] = pm(pk)
+    wk = pk.pivot(index='corruption', columns='method', values='acc').reset_index()
+    L += ['Per corruption (mean over severities ' + ', '.join(map(str, cfg['severities'])) + '):', '', md_table(wk), '']
+    base = mall[mall.method == 'plain'].set_index('seed').acc
+    diffs = mall[mall.method != 'plain'].assign(diff=lambda d: d.acc - d.seed.map(base))
+    sd = summarise(diffs, ['method'], 'diff'); sd['vs plain (points)'] = pm(sd)
+    return L + ['Paired difference to plain, mean corrupted accuracy:', '', md_table(sd[['method', 'vs plain (points)']]), '']
+
+def _semisup_section(df):
+    s = summarise(df, ['labels', 'classifier', 'tc', 't'], 'acc'); s['acc'] = pm(s)
+    s['setting'] = s.classifier + s.tc.map({True: ' + L_tc', False: ''})
+    w = s.pivot_table(index=['labels', 't'], columns='setting', values='acc', aggfunc='first').reset_index()
+    w = w.iloc[np.lexsort((w['t'].to_numpy(), w['labels'].map(lambda v: float(str(v).rstrip('%'))).to_numpy()))]
+    return ['## 4. Semi-supervised: accuracy on diffused test digits', '', md_table(w), '']
+
+def _cost_section(c):
+    s = summarise(c, ['what'], 'seconds')
+    means = s.set_index('what')['mean']
+    plain, pred = means.get('train epoch: plain', np.nan), means.get('predict: plain, per image', np.nan)
+    rel = [m / plain if w.startswith('train epoch: ') and '% labels' not in w else
+           (m / pred if w.startswith('predict') else np.nan) for w, m in zip(s['what'], s['mean'])]
+    tab = pd.DataFrame({'what': s['what'], 'seconds': [f"{m:.4g}" for m in s['mean']],
+                        'relative to plain': ['' if np.isnan(r) else f"{r:.1f}x" for r in rel]})
+    return ['## 5. Cost (CPU)', '', md_table(tab), '']
+
+def _write_md(dfs, cfg, seeds, quick, seconds, out):
+    "Draw acc_vs_t.png (with part 1) and write classify.md; returns the markdown."
+    if 'noise' in dfs: plot_noise(dfs['noise'], out/'acc_vs_t.png')
+    md = build_report(dfs, cfg, seeds, quick, seconds, out)
+    write_text_atomic(out/'classify.md', md)
+    return md
+
+def write_report(out=RESULTS, # folder holding the `classify_*.csv` files of a run
+                 quick:bool|None=None, # settings of the run (default: read from `classify_config.json`)
+                ) -> str:
+    "Rebuild `classify.md` and `acc_vs_t.png` from the CSV files of a (possibly cut-short) run."
+    out = Path(out)
+    dfs = {k: pd.read_csv(out/f'classify_{k}.csv') for k in PARTS if (out/f'classify_{k}.csv').exists()}
+    if not dfs: raise FileNotFoundError(f"no classify_*.csv files in {out}; run `python benchmarks/classify.py --out {out}` first")
+    cf = out/'classify_config.json'
+    saved = json.loads(cf.read_text()) if cf.exists() else {}
+    quick = saved.get('quick', False) if quick is None else quick
+    cfg = dict(QUICK if quick else FULL); cfg.update({k: v for k, v in saved.items() if k in cfg or k == 'threads'})
+    seeds = sorted(set().union(*[set(df.seed) for df in dfs.values()]))
+    return _write_md(dfs, cfg, seeds, quick, None, out)
+
+# ---------------------------------------------------------------------------------------------------- figures
+
+def plot_grids(grids, n, path):
+    "Guided samples of each classifier: rows are classes, columns samples (at most 8)."
+    import matplotlib.pyplot as plt
+    k = min(n, 8)
+    fig, axs = plt.subplots(1, len(grids), figsize=(2.6 * len(grids), 3.4), squeeze=False)
+    for ax, (name, xs) in zip(axs[0], grids.items()):
+        im = xs.reshape(10, n, *xs.shape[1:])[:, :k, 0]
+        ax.imshow(torch.cat([torch.cat(list(r), 1) for r in im], 0), cmap='gray_r'); ax.set_title(name, fontsize=9); ax.axis('off')
+    fig.tight_layout(); savefig_atomic(fig, path, dpi=120); plt.close(fig)
+
+def plot_noise(df, path):
+    "Accuracy against the diffusion step t (mean ± std over seeds) of each classifier of part 1."
+    import matplotlib.pyplot as plt
+    s = summarise(df, ['t', 'classifier'], 'acc')
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    for name, g in s.groupby('classifier', sort=False):
+        ax.errorbar(g['t'], 100 * g['mean'], yerr=100 * g['std'].fillna(0), marker='o', capsize=3, label=name)
+    ax.set(xlabel='diffusion step t', ylabel='test accuracy (%)', title='digits: accuracy on the same x_t'); ax.legend(fontsize=8)
+    fig.tight_layout(); savefig_atomic(fig, path, dpi=120); plt.close(fig)
+
+# ---------------------------------------------------------------------------------------------------- command line
+
+def _setting(s):
+    "'key=value' with a JSON value (a bare word is a string): den_epochs=2, t_grid=[0,300], diffaug_full=false."
+    k, sep, v = s.partition('=')
+    if not sep or not k: raise argparse.ArgumentTypeError(f"expected key=value, got {s!r}")
+    try: v = json.loads(v)
+    except json.JSONDecodeError: pass
+    return k, v
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--quick', action='store_true', help='shorter training and fewer settings')
     p.add_argument('--seeds', type=int, default=3, help='number of seeds (default 3)')
-    p.add_argument('--out', default='benchmarks/results', help='output folder (default benchmarks/results)')
-    p.add_argument('--parts', type=int, nargs='+', default=[1, 2, 3, 4, 5], help='parts to run (1-5)')
+    p.add_argument('--out', default=str(RESULTS), help='output folder (default benchmarks/results)')
+    p.add_argument('--parts', type=int, nargs='+', default=[1, 2, 3, 4, 5], choices=range(1, 6), metavar='{1..5}',
+                   help='parts to run (1-5)')
     p.add_argument('--threads', type=int, default=1, help='torch CPU threads (default 1)')
     p.add_argument('--no-progress', action='store_true', help='do not print progress lines')
+    p.add_argument('--set', nargs='+', type=_setting, default=[], metavar='KEY=VALUE',
+                   help='override settings of QUICK/FULL, values as JSON (e.g. den_epochs=2 t_grid=[0,300])')
+    p.add_argument('--report-only', action='store_true',
+                   help='train nothing: rebuild classify.md and acc_vs_t.png in --out from its classify_*.csv files')
     a = p.parse_args(argv)
+    if a.report_only:
+        write_report(a.out)
+        print(f"wrote {Path(a.out)/'classify.md'}")
+        return
     torch.set_num_threads(a.threads)
-    run_benchmark(a.out, quick=a.quick, seeds=a.seeds, progress=not a.no_progress, parts=tuple(a.parts))
+    run_benchmark(a.out, quick=a.quick, seeds=a.seeds, progress=not a.no_progress, parts=tuple(a.parts), **dict(a.set))
 
 if __name__ == '__main__': main()

@@ -1,0 +1,94 @@
+"""Table and report helpers shared by the scripts in benchmarks/ (not part of the diffaug library).
+
+A script in this folder imports them after putting its own folder on the path, so that it works both as
+`python benchmarks/<script>.py` from the repository root and from inside benchmarks/:
+
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _report import summarise, md_table, pm, machine_line, write_text_atomic, savefig_atomic
+
+  summarise(df, by, value)      mean, std (ddof=1) and count of one column over seeds, per setting
+  md_table(df, floatfmt='.2f')  a GitHub-flavoured markdown table (no tabulate dependency)
+  pm(summary, scale=100.)       'mean ± std' strings of a `summarise` frame (a single seed's NaN std shows as 0.0)
+  machine_line(threads=None)    'Machine: <arch> CPU, <n> torch thread(s), torch <version>.' for report headers
+  write_text_atomic(path, text) write a file through a temporary file in the same folder and os.replace
+  savefig_atomic(fig, path)     the same for a matplotlib figure
+
+Atomic writes mean that a run cut short (or two runs writing the same folder) never leaves a half-written file.
+"""
+from __future__ import annotations
+import os, platform, tempfile
+from contextlib import contextmanager
+from pathlib import Path
+import numpy as np
+import pandas as pd
+
+__all__ = ['summarise', 'md_table', 'pm', 'machine_line', 'write_text_atomic', 'savefig_atomic']
+
+def summarise(df:pd.DataFrame, by:list, value:str) -> pd.DataFrame:
+    "Mean, std (ddof=1) and count `n` of column `value` for each setting given by the columns `by` (NaN keys kept, input order)."
+    g = df.groupby(by, sort=False, dropna=False)[value]
+    return pd.DataFrame({'mean': g.mean(), 'std': g.std(ddof=1), 'n': g.count()}).reset_index()
+
+def _cell(v, floatfmt):
+    return format(v, floatfmt) if isinstance(v, (float, np.floating)) else str(v)
+
+def md_table(df:pd.DataFrame, floatfmt:str='.2f') -> str:
+    "`df` (its columns, not its index) as a GitHub-flavoured markdown table; floats formatted with `floatfmt`."
+    rows = ['| ' + ' | '.join(map(str, df.columns)) + ' |', '|' + '---|' * len(df.columns)]
+    rows += ['| ' + ' | '.join(_cell(v, floatfmt) for v in r) + ' |' for r in df.itertuples(index=False)]
+    return '\n'.join(rows)
+
+def pm(summary:pd.DataFrame, scale:float=100., fmt:str='.1f') -> list:
+    "'mean ± std' strings of a `summarise` frame, both times `scale` (100: fractions to percent); a NaN std shows as 0."
+    out = []
+    for m, s in zip(summary['mean'], summary['std']):
+        s = 0. if np.isnan(s) else s * scale
+        out.append(f"{m * scale:{fmt}} ± {s:{fmt}}")
+    return out
+
+def machine_line(threads:int|None=None) -> str:
+    "The machine sentence of a report header; `threads` defaults to torch's current CPU thread count."
+    import torch
+    if threads is None: threads = torch.get_num_threads()
+    return f"Machine: {platform.machine()} CPU, {threads} torch thread(s), torch {torch.__version__}."
+
+def _mode(path):
+    "Permission bits for the new file: those of the file it replaces, else what the umask gives a new file."
+    if path.exists(): return path.stat().st_mode & 0o777
+    umask = os.umask(0); os.umask(umask)
+    return 0o666 & ~umask
+
+@contextmanager
+def _atomic(path):
+    "Yield a temporary path next to `path`; on success it replaces `path`, on error it is removed."
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
+    os.close(fd)
+    try:
+        yield tmp
+        os.chmod(tmp, _mode(path))
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp): os.remove(tmp)
+        raise
+
+def write_text_atomic(path, text:str, encoding:str='utf-8') -> Path:
+    "Write `text` to `path` through a temporary file in the same folder and `os.replace`; returns the path."
+    with _atomic(path) as tmp:
+        with open(tmp, 'w', encoding=encoding, newline='') as f: f.write(text)
+    return Path(path)
+
+def savefig_atomic(fig, path, **kwargs) -> Path:
+    "`fig.savefig(path, **kwargs)` through a temporary file in the same folder (format taken from the suffix of `path`)."
+    path = Path(path)
+    kwargs.setdefault('format', path.suffix.lstrip('.') or None)
+    with _atomic(path) as tmp: fig.savefig(tmp, **kwargs)
+    return path
+
+if __name__ == '__main__':
+    import argparse
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
+    print(__doc__)
