@@ -9,7 +9,7 @@ A script in this folder imports them after putting its own folder on the path, s
     from _report import summarise, md_table, pm, machine_line, write_text_atomic, savefig_atomic
 
   summarise(df, by, value)      mean, std (ddof=1) and count of one column over seeds, per setting
-  md_table(df, floatfmt='.2f')  a GitHub-flavoured markdown table (no tabulate dependency)
+  md_table(df, floatfmt, index) a GitHub-flavoured markdown table (no tabulate dependency)
   pm(summary, scale=100.)       'mean ± std' strings of a `summarise` frame (a single seed's NaN std shows as 0.0)
   machine_line(threads=None)    'Machine: <arch> CPU, <n> torch thread(s), torch <version>.' for report headers
   write_text_atomic(path, text) write a file through a temporary file in the same folder and os.replace
@@ -34,8 +34,9 @@ def summarise(df:pd.DataFrame, by:list, value:str) -> pd.DataFrame:
 def _cell(v, floatfmt):
     return format(v, floatfmt) if isinstance(v, (float, np.floating)) else str(v)
 
-def md_table(df:pd.DataFrame, floatfmt:str='.2f') -> str:
-    "`df` (its columns, not its index) as a GitHub-flavoured markdown table; floats formatted with `floatfmt`."
+def md_table(df:pd.DataFrame, floatfmt:str='.2f', index:bool=False) -> str:
+    "`df` as a GitHub-flavoured markdown table (its index too when `index`); floats formatted with `floatfmt`."
+    if index: df = df.reset_index()
     rows = ['| ' + ' | '.join(map(str, df.columns)) + ' |', '|' + '---|' * len(df.columns)]
     rows += ['| ' + ' | '.join(_cell(v, floatfmt) for v in r) + ' |' for r in df.itertuples(index=False)]
     return '\n'.join(rows)

@@ -20,17 +20,19 @@ and the cost of one view-bank refresh by DDPM-1000 vs DDIM-10/50 (with how often
     python benchmarks/contrastive.py --datasets pbmc --rounds 2 --lam 0.5 --tag r2lam05
 Results go to benchmarks/results/contrastive-<tag>.csv (one row per data set, label, method, seed) and .md (tables).
 """
-import argparse, os, platform, time
+import argparse, os, platform, sys, time
 from pathlib import Path
 import numpy as np, pandas as pd
 import torch
 
-from diffaug.contrastive import DiffAug, auto_epochs, fit_encoder
-from diffaug.losses import SoftContrastiveLoss
+from diffaug.contrastive import DiffAug, auto_epochs
+from diffaug.learner import run_phases
 from diffaug.augment import ViewBank
 from diffaug.core import append_dims, make_generator
 from diffaug.data import pbmc68k_reduced, digits_vectors, digits_images, load_table
 from diffaug.metrics import evaluate_embedding
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import md_table, write_text_atomic
 
 METRICS = ['knn', 'linear', 'svc', 'kmeans', 'ari', 'nmi']
 
@@ -68,19 +70,15 @@ class SelfViews:
         return torch.where(append_dims(m, x.ndim).to(x.device), x, v)
 
 def fit_self_control(x, sched, seed, args, **kw):
-    """The DiffAug schedule with the generated views swapped for the item itself: the same E1 (same seed), then
-    `rounds` E2 phases with a fresh optimiser each, views replaced by the original with probability `lam`.
-    What DiffAug gains over this control is owed to the generated views, not to weaker augmentation or the restarts."""
-    e1, _, e2 = sched
-    m = DiffAug(epochs=(e1, 0, 0), augment='knnmix', loss='soft', random_state=seed, device='cpu', progress=False, **kw).fit(x)
-    xs, views = m._prep_fit(x)
-    c = m.config
-    for r in range(args.rounds):
-        t0 = time.time()
-        fit_encoder(m.model, xs, SelfViews(views, args.lam), SoftContrastiveLoss(), e2, bs=m.bs_, lr=c['lr'], wd=c['wd'],
-                    random_state=seed + r + 1)
-        m.phase_times[f'E2.{r}'] = time.time() - t0
-    m.epochs_ = (e1, 0, e2)
+    """DiffAug's own training plan with the generator phases dropped and the E2 views swapped: each ordinary view is
+    replaced, with probability `lam`, by the item itself. The E1 phase (same seeds) and the E2 phases (same seeds, same
+    optimiser choice) are DiffAug's, so what DiffAug gains over this control is owed to the generated views, not to
+    weaker augmentation or the restarts."""
+    m = DiffAug(epochs=sched, rounds=args.rounds, lam=args.lam, loss='soft', random_state=seed, device='cpu', progress=False, **kw)
+    xs, views, learn = m.setup(x)
+    plan = [p for p in m.plan(xs, views, learn, e2_views=SelfViews(views, args.lam)) if p.name in ('E1', 'E2')]
+    m.history, m.phase_times = run_phases(plan, None)
+    m.epochs_ = (m.epochs_[0], 0, m.epochs_[2])  # no generator phase
     return m
 
 def run_dataset(name, seeds, args):
@@ -99,7 +97,7 @@ def run_dataset(name, seeds, args):
             if method == 'self_control':
                 m = fit_self_control(x, sched, seed, args, **kw)
             else:
-                m = DiffAug(epochs=sched, rounds=args.rounds, lam=args.lam, sampler_steps=args.ddim_steps,
+                m = DiffAug(epochs=sched, rounds=args.rounds, lam=args.lam, generator=dict(steps=args.ddim_steps),
                             random_state=seed, device='cpu', progress=False, **kw).fit(x)
             total = time.time() - t0
             embs[method] = (m.transform(x), dict(m.phase_times, total=total, epochs='/'.join(map(str, m.epochs_))))
@@ -128,12 +126,6 @@ def bank_cost(m, x, n_items, seed=0):
                         ms_per_view=1000 * b.log[-1]['seconds'] / len(xs), nearer_own=float((own < other).float().mean()),
                         zero_views=int((v.abs().sum(1) == 0).sum())))
     return out
-
-def md_table(df, index=True):
-    "A DataFrame as a markdown table (no tabulate dependency)."
-    if index: df = df.reset_index()
-    cells = lambda r: '| ' + ' | '.join(f'{v:.4g}' if isinstance(v, float) else str(v) for v in r) + ' |'
-    return '\n'.join([cells(df.columns), '|' + '---|' * len(df.columns)] + [cells(r) for r in df.itertuples(index=False)])
 
 def fmt(mu, sd): return f"{100 * mu:.1f} ± {100 * sd:.1f}"
 
@@ -166,7 +158,7 @@ def phase_table(df):
     g.columns = [c[2:] for c in cols]
     ep = s.groupby(['dataset', 'method'], sort=False)['t_epochs'].first()
     g.insert(0, 'epochs E1/M/E2', ep)
-    return md_table(g.round(2))
+    return md_table(g.round(2), floatfmt='.4g', index=True)
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -217,8 +209,8 @@ def main():
           paired(df), '',
           '## Paired differences diffaug - self_control (the same E1 and E2 schedule, generated views replaced by the item itself)', '',
           paired(df, b='self_control'), '', '## Wall time per phase (s, mean over seeds)', '', phase_table(df), '']
-    if len(cost): md += ['## One view-bank refresh (the trained DiffAug generator of seed 0)', '', md_table(cost.round(4), index=False), '']
-    (out / f'contrastive-{tag}.md').write_text('\n'.join(md))
+    if len(cost): md += ['## One view-bank refresh (the trained DiffAug generator of seed 0)', '', md_table(cost.round(4), floatfmt='.4g'), '']
+    write_text_atomic(out / f'contrastive-{tag}.md', '\n'.join(md))
     print('\n'.join(md))
 
 if __name__ == '__main__': main()

@@ -49,7 +49,7 @@ def main():
     x = images(n, args.cifar)
     name = torch.cuda.get_device_name(dev) if cuda else f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
     e1, em, e2 = args.epochs
-    m = DiffAug(epochs=(e1, em, e2), bs=args.bs, gen_bs=args.gen_bs, encoder_kw={'width': width}, device=dev,
+    m = DiffAug(epochs=(e1, em, e2), bs=args.bs, generator=dict(bs=args.gen_bs), encoder_kw={'width': width}, device=dev,
                 random_state=0, progress=False)
     t0 = time.time(); m.fit(x); total = time.time() - t0
     pt = m.phase_times

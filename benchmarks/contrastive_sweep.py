@@ -19,12 +19,10 @@ import numpy as np, pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from contrastive import load, schedule, SelfViews, md_table, METRICS  # the benchmark's data and helpers
-from diffaug.contrastive import DiffAug, BankViews, fit_encoder, fit_generator
-from diffaug.augment import ViewBank
-from diffaug.encoder import make_encoder_head
-from diffaug.losses import SoftContrastiveLoss
-from diffaug.core import make_generator
+from contrastive import load, schedule, SelfViews, METRICS  # the benchmark's data and helpers
+from _report import md_table, write_text_atomic, savefig_atomic
+from diffaug.contrastive import DiffAug
+from diffaug.learner import run_phases
 from diffaug.metrics import evaluate_embedding
 
 def score(model, xs, labels, seed, metrics):
@@ -35,44 +33,37 @@ def sweep_seed(x, labels, seed, args, check=False):
     "Rows `(arm, lam, round, label, metrics..., seconds)` for one seed."
     sched = schedule(len(x), args.quick)
     kw = dict(encoder_kw={'width': args.image_width}) if x.ndim == 4 else {}
-    base = DiffAug(epochs=sched, random_state=seed, device='cpu', progress=False, **kw)
-    xs, views = base._prep_fit(x)
-    c, (e1, em, e2) = base.config, base.epochs_
-    enc_kw = dict(bs=base.bs_, lr=c['lr'], wd=c['wd'])
-    loss = SoftContrastiveLoss()
-    torch.manual_seed(seed)  # as DiffAug.fit: the same initial weights
-    model = make_encoder_head(base.kind, base.in_shape, n_latent=c['n_latent'], **c['encoder_kw'])
-    t0 = time.time(); fit_encoder(model, xs, views, loss, e1, random_state=seed, **enc_kw)
+    def arm_model(lam):
+        "A DiffAug of this seed, set up (data, model, Learner) and planned; the plan's phases are run by the caller."
+        m = DiffAug(epochs=sched, rounds=args.rounds, lam=lam, random_state=seed, device='cpu', progress=False, **kw)
+        xs, views, learn = m.setup(x)
+        return m, xs, views, learn
+    base, xs, views, learn = arm_model(args.lams[0])
+    plan = base.plan(xs, views, learn)
+    t0 = time.time(); run_phases(plan[:1], None)  # E1, shared by every arm
     rows = [dict(arm='E1', lam=0.0, round=-1, label=lab, seconds=time.time() - t0, **r)
-            for lab, r in score(model, xs, labels, seed, args.metrics).items()]
-    e1_state = copy.deepcopy(model.state_dict())
-    t0 = time.time()
-    m0 = fit_generator(model, xs, em, bs=c['gen_bs'], lr=c['gen_lr'], random_state=seed + 1)  # round 0, shared
-    t_m0 = time.time() - t0
+            for lab, r in score(base.model, xs, labels, seed, args.metrics).items()]
+    e1_state = copy.deepcopy(base.model.state_dict())
+    t0 = time.time(); run_phases(plan[1:2], None)  # the round-0 generator: it depends on E1 only, shared by all lambdas
+    m0, t_m0 = (base.generator, base.codes_), time.time() - t0
     arms = [('diffaug', l) for l in args.lams] + [('self', l) for l in args.lams] + [('restart', 0.0)]
     for arm, lam in arms:
-        model.load_state_dict(e1_state)
-        gen, den, spent = make_generator(seed + 7), None, 0.0
-        for r in range(args.rounds):
-            t0 = time.time()
-            if arm == 'diffaug':
-                if r == 0: (den, codes), spent = m0, t_m0
-                else: den, codes = fit_generator(model, xs, em, net=den.net, bs=c['gen_bs'], lr=c['gen_lr'],
-                                                 random_state=seed + 100 * r + 1)
-                bank = ViewBank(len(xs), sampler=c['sampler'], steps=c['sampler_steps']).set_shape(base.in_shape)
-                bank.refresh(den, codes, generator=gen)
-                vw = BankViews(views, bank, lam)
-            else:
-                vw = SelfViews(views, lam) if arm == 'self' else views
-            fit_encoder(model, xs, vw, loss, e2, random_state=seed + r + 1, **enc_kw)
-            spent += time.time() - t0
-            if check and arm == 'diffaug' and r == 0 and lam == args.lams[0]:
+        m, xs, views, learn = arm_model(lam)
+        m.model.load_state_dict(e1_state)
+        e2_views = None if arm == 'diffaug' else (SelfViews(views, lam) if arm == 'self' else views)
+        phases = [p for p in m.plan(xs, views, learn, e2_views=e2_views)[1:] if arm == 'diffaug' or p.name == 'E2']
+        spent = 0.0
+        for p in phases:
+            if p.key == 'M.0': (m.generator, m.codes_), spent = m0, spent + t_m0; continue
+            t0 = time.time(); run_phases([p], None); spent += time.time() - t0
+            if p.name != 'E2': continue
+            if check and arm == 'diffaug' and p.round == 0 and lam == args.lams[0]:
                 ref = DiffAug(epochs=sched, lam=lam, random_state=seed, device='cpu', progress=False, **kw).fit(x)
-                diff = float((ref.model.embed(xs) - model.embed(xs)).abs().max())
+                diff = float((ref.model.embed(xs) - m.model.embed(xs)).abs().max())
                 assert diff == 0, f"the sweep's diffaug arm differs from DiffAug.fit by {diff}"
                 print(f"[check] sweep arm == DiffAug(lam={lam}).fit after one round (max |dz| = 0)", flush=True)
-            rows += [dict(arm=arm, lam=lam, round=r, label=lab, seconds=spent, **s)
-                     for lab, s in score(model, xs, labels, seed, args.metrics).items()]
+            rows += [dict(arm=arm, lam=lam, round=p.round, label=lab, seconds=spent, **s)
+                     for lab, s in score(m.model, xs, labels, seed, args.metrics).items()]
         print(f"[seed {seed}] {arm} lam={lam}: {spent:.1f}s", flush=True)
     return rows
 
@@ -122,7 +113,7 @@ def plot_sweep(df, metrics, path):
         if by_round: ax.set_xticks(sorted(pf['round'].unique() + 1))
         ax.set(title=m, xlabel='M/E2 rounds' if by_round else 'lambda', ylabel='diffaug - control (points)')
     axs[0][-1].legend(fontsize=7, loc='best')
-    fig.tight_layout(); fig.savefig(path, dpi=110); plt.close(fig)
+    fig.tight_layout(); savefig_atomic(fig, path, dpi=110); plt.close(fig)
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -170,11 +161,11 @@ def write_report(df, args, out, seconds):
           "Arms share one E1 per seed. `restart`: kNN-mix views through the same E2 phases (lam = 0); `self(lam)`: "
           "views replaced by the item itself with probability lam; `diffaug(lam)`: replaced by generated views.", '',
           '## Paired differences of diffaug (points; mean ± std over seeds; seeds where diffaug is higher)', '',
-          paired_table(df, metrics), '', '## Scores (%, mean and std over seeds)', '', md_table(mean), '',
-          '## Seconds per arm up to each round (mean over seeds; diffaug includes M and the bank)', '', md_table(secs.to_frame()), '']
+          paired_table(df, metrics), '', '## Scores (%, mean and std over seeds)', '', md_table(mean, floatfmt='.4g', index=True), '',
+          '## Seconds per arm up to each round (mean over seeds; diffaug includes M and the bank)', '', md_table(secs.to_frame(), floatfmt='.4g', index=True), '']
     plot_sweep(df, metrics, out / f'contrastive-sweep-{args.tag}.png')
     md += [f'![paired gains](contrastive-sweep-{args.tag}.png)', '']
-    (out / f'contrastive-sweep-{args.tag}.md').write_text('\n'.join(md))
+    write_text_atomic(out / f'contrastive-sweep-{args.tag}.md', '\n'.join(md))
     print('\n'.join(md))
 
 if __name__ == '__main__': main()

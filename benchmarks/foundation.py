@@ -9,15 +9,17 @@ each as the median of `--repeats` runs, on the CPU (with the thread count given)
     python benchmarks/foundation.py --quick         # smoke test
 Results are printed and written to benchmarks/results/foundation-<device>.md/.csv.
 """
-import argparse, statistics, time, platform
+import argparse, statistics, sys, time, platform
 from pathlib import Path
 import pandas as pd
 import torch
 
 from diffaug.core import make_generator
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import write_text_atomic
 from diffaug.data import digits_images, pbmc68k_reduced, VectorScaler
-from diffaug.scorenet import train_denoiser, default_net
-from diffaug.sampling import sample_ddpm, sample_ddim, diffuse_denoise
+from diffaug.scorenet import train_denoiser, default_net, diffuse_denoise
+from diffaug.sampling import sample_ddpm, sample_ddim
 
 def _sync(device):
     if device.type == 'cuda': torch.cuda.synchronize()
@@ -78,7 +80,7 @@ def main():
         print(df.to_string(index=False))
         tag = dev.replace(':', '')
         df.to_csv(out / f'foundation-{tag}.csv', index=False)
-        (out / f'foundation-{tag}.md').write_text(f'# Foundation benchmark on {dev} ({desc})\n\nmedian of {args.repeats} runs, '
+        write_text_atomic(out / f'foundation-{tag}.md', f'# Foundation benchmark on {dev} ({desc})\n\nmedian of {args.repeats} runs, '
                                                   f'torch {torch.__version__}\n\n```\n{df.to_string(index=False)}\n```\n')
 
 if __name__ == '__main__': main()

@@ -106,7 +106,7 @@ class DiffusionClassifier(nn.Module):
         "Class logits."
         return self.head(self.features(x, t, x0))
 
-# %% ../nbs/12_classifier.ipynb #223ec095
+# %% ../nbs/12_classifier.ipynb #7b1728f7
 def classifier_inputs(kind:str, # 'plain', 'noisy' or 'da'
                       x_t:torch.Tensor, # diffused batch
                       t:torch.Tensor|None, # its steps `(B,)` (unused by plain classifiers)

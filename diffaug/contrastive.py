@@ -221,7 +221,8 @@ def prepare(self:DiffAug, x):
 @patch
 def plan(self:DiffAug, xs:torch.Tensor, # scaled training data (from `prepare`)
          views, # ordinary view maker (from `prepare`)
-         learn:Learner, # the `encoder_learner` shared by the encoder phases
+         learn:Learner, # the `encoder_learner` shared by the encoder phases (from `setup`)
+         e2_views=None, # view maker of the E2 phases (default: `BankViews` of `views` and the generated bank)
         ) -> list:
     "The training plan: E1, then (M, bank, E2) for each round (E1 only for augment='knnmix')."
     c, gs, seeds = self.config, self.gen_settings, Seeds(self.config['random_state'])
@@ -243,20 +244,26 @@ def plan(self:DiffAug, xs:torch.Tensor, # scaled training data (from `prepare`)
         for r in range(c['rounds']):
             refresh = [BankRefreshCB(self, xs, gs.refresh_every, seeds.generator('refresh', r))] if gs.refresh_every else []
             plan += [Phase('M', partial(generator, r), r), Phase('bank', partial(bank, r), r),
-                     Phase('E2', partial(encoder, BankViews(views, self.bank, c['lam']), e2, seeds.child('E2', r), refresh), r)]
+                     Phase('E2', partial(encoder, e2_views or BankViews(views, self.bank, c['lam']), e2, seeds.child('E2', r), refresh), r)]
     return plan
 
 @patch
-def fit(self:DiffAug, x, # training data: vectors `(N, D)` or images `(N, C, H, W)` in [-1, 1]
-       ) -> DiffAug:
-    "Train the encoder (and generator) on `x` by running the training `plan`; returns `self`."
+def setup(self:DiffAug, x, # training data: vectors `(N, D)` or images `(N, C, H, W)` in [-1, 1]
+         ) -> tuple:
+    "`prepare` the data, build the model (seeded) and the encoder `Learner`; returns `(xs, views, learn)` for `plan`."
     c, seeds = self.config, Seeds(self.config['random_state'])
     xs, views = self.prepare(x)
     with torch_seed(seeds.seed('init')):
         self.model = make_encoder_head(self.kind, self.in_shape, n_latent=c['n_latent'], **c['encoder_kw']).to(self.device)
     self.generator = None
     learn = encoder_learner(self.model, xs, _LOSSES[c['loss']](), bs=self.bs_, lr=c['lr'], wd=c['wd'], random_state=seeds.seed('data'))
-    self.history, self.phase_times = run_phases(self.plan(xs, views, learn), self._say if self.progress else None)
+    return xs, views, learn
+
+@patch
+def fit(self:DiffAug, x, # training data: vectors `(N, D)` or images `(N, C, H, W)` in [-1, 1]
+       ) -> DiffAug:
+    "Train the encoder (and generator) on `x`: `setup`, then run the phases of `plan`; returns `self`."
+    self.history, self.phase_times = run_phases(self.plan(*self.setup(x)), self._say if self.progress else None)
     self.codes_ = None
     return self
 

@@ -17,7 +17,7 @@ from .guidance import classifier_cond_fn
 __all__ = ['widgets', 'diffusion_states', 'plot_diffusion', 'diffusion_explorer', 'item_views', 'plot_views', 'view_explorer',
            'guided_grid', 'plot_guided', 'guidance_explorer']
 
-# %% ../nbs/18_explore.ipynb #759a5510
+# %% ../nbs/18_explore.ipynb #90f215da
 def widgets():
     "The `ipywidgets` module, or an error that says how to install it."
     try: import ipywidgets

@@ -283,7 +283,7 @@ class DiffusionCB(DiffusedBatchCB):
         self.learn.xb = (xt, t) + rest
         self.learn.yb = (noise,)
 
-# %% ../nbs/04_scorenet.ipynb #eeecbf67
+# %% ../nbs/04_scorenet.ipynb #eb391a83
 @torch.no_grad()
 def diffuse_denoise(denoiser:Denoiser, # the trained denoiser
                     x0:torch.Tensor, # clean batch

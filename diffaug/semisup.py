@@ -73,10 +73,10 @@ class TemporalConsistencyCB(DiffusedBatchCB):
         self.weight, self.radius, self.bs, self.ramp, self.clip = weight, radius, bs, ramp, clip
     def before_fit(self):
         super().before_fit()
-        self.kind = getattr(self.learn.model, 'kind', 'plain')
-        if self.kind not in ('noisy', 'da'):
-            raise ValueError(f"TemporalConsistencyCB needs a noisy or DA classifier (fit_classifier mode 'noisy' or 'da'), not a {self.kind!r} one")
-        if self.kind == 'da' and self.den is None: raise ValueError("a DA classifier needs its denoiser: TemporalConsistencyCB(unlabeled, denoiser=den)")
+        self.cls_kind = getattr(self.learn.model, 'kind', 'plain')
+        if self.cls_kind not in ('noisy', 'da'):
+            raise ValueError(f"TemporalConsistencyCB needs a noisy or DA classifier (fit_classifier mode 'noisy' or 'da'), not a {self.cls_kind!r} one")
+        if self.cls_kind == 'da' and self.den is None: raise ValueError("a DA classifier needs its denoiser: TemporalConsistencyCB(unlabeled, denoiser=den)")
         self.xu, self.pos, self.step = self.unlabeled.to(self.dls.device or 'cpu'), len(self.unlabeled), 0
         self.ramp_steps = self.ramp * self.learn.n_epoch * len(self.dls.train)
         self.hist = []
@@ -94,8 +94,8 @@ class TemporalConsistencyCB(DiffusedBatchCB):
         delta = torch.randint(1, self.radius + 1, (len(x),), generator=g, device=g.device).to(x.device)
         t2 = (t + delta).clamp(max=sch.n_steps - 1)
         xt2 = diffuse_further(sch, xt, t, t2, randn(x.shape, g, x))
-        with torch.no_grad(): teacher = self.model(*classifier_inputs(self.kind, xt, t, self.den, clip=self.clip))
-        student = self.model(*classifier_inputs(self.kind, xt2, t2, self.den, clip=self.clip))
+        with torch.no_grad(): teacher = self.model(*classifier_inputs(self.cls_kind, xt, t, self.den, clip=self.clip))
+        student = self.model(*classifier_inputs(self.cls_kind, xt2, t2, self.den, clip=self.clip))
         ltc = temporal_consistency_loss(teacher, student)
         lam = ramp_weight(self.step, self.ramp_steps, self.weight)
         self.learn.loss_grad = self.learn.loss_grad + lam * ltc

@@ -76,3 +76,36 @@ def test_notebook_cells_keep_imports_apart():
     bad = {str(p.relative_to(ROOT)): c for p in sorted((ROOT / 'nbs').rglob('*.ipynb'))
            if not p.name.startswith('_') and (c := _mixed_import_cells(p))}
     assert not bad, f'cells mixing imports with other code (nbdev runs them while building docs; split them): {bad}'
+
+def _library_imports():
+    "{module: set of diffaug modules it imports (top level and inside functions)} and the private names imported across modules."
+    import ast
+    graph, private = {}, []
+    for f in sorted((ROOT / 'diffaug').glob('*.py')):
+        if f.name.startswith('_'): continue
+        mod, deps = f.stem, set()
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                name = ('diffaug.' + node.module if node.level else node.module) if node.module else 'diffaug'
+                if name.startswith('diffaug.'):
+                    deps.add(name.split('.')[1])
+                    private += [f'{mod} imports {a.name} from {name}' for a in node.names if a.name.startswith('_')]
+            elif isinstance(node, ast.Import):
+                deps |= {a.name.split('.')[1] for a in node.names if a.name.startswith('diffaug.')}
+                if any(a.name.split('.')[0] in ('benchmarks', 'tools') for a in node.names): deps.add('<outside>')
+        graph[mod] = deps - {mod}
+    return graph, private
+
+def test_library_layers_point_down():
+    "The import graph of diffaug/ is acyclic, no module imports another's private names, nothing imports benchmarks/."
+    graph, private = _library_imports()
+    assert not private, private
+    assert not any('<outside>' in d for d in graph.values())
+    import graphlib
+    graphlib.TopologicalSorter(graph).static_order()  # raises CycleError on a cycle
+    assert 'bench_classify' not in graph, 'benchmarks live in benchmarks/, not in the library'
+
+def test_core_install_needs_no_widgets():
+    ini = (ROOT / 'settings.ini').read_text()
+    req = re.search(r'^requirements = (.+)$', ini, re.M).group(1)
+    assert 'ipywidgets' not in req and 'ipywidgets' in re.search(r'^widgets_requirements = (.+)$', ini, re.M).group(1)
