@@ -11,7 +11,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 import anndata
-from .core import as_tensor, make_generator
+from .core import as_tensor, make_generator, Seeds
 
 # %% auto #0
 __all__ = ['CORRUPTIONS', 'digits_images', 'digits_vectors', 'load_table', 'pbmc68k_reduced', 'krumsiek11', 'VectorScaler',
@@ -392,13 +392,12 @@ def corrupted_set(x:torch.Tensor, # clean test images `(N, C, H, W)` in [-1, 1]
                   kinds:tuple=CORRUPTIONS, # corruption kinds to apply
                   severities:tuple=(1, 2, 3, 4, 5), # severities to apply
                   *,
-                  random_state:int=0, # seed for the random corruptions
+                  random_state:int=0, # root seed of the random corruptions (one named child per kind and severity)
                  ) -> dict:
     "`{(kind, severity): corrupted copy of x}` for every kind and severity."
     kinds = (kinds,) if isinstance(kinds, str) else tuple(kinds)
     for k in kinds:
         if k not in _SEVERITY: raise ValueError(f"unknown corruption {k!r}; choose one of {list(CORRUPTIONS)}")
     x = as_tensor(x, name='x', ndim=4, dtype=None)
-    return {(k, s): corrupt(x, k, s, generator=make_generator(
-                int(random_state) * 1000 + 10 * CORRUPTIONS.index(k) + int(s), device=x.device))
-            for k in kinds for s in severities}
+    seeds = Seeds(random_state)
+    return {(k, s): corrupt(x, k, s, generator=seeds.generator(k, int(s), device=x.device)) for k in kinds for s in severities}

@@ -162,37 +162,38 @@ def demo_classify(out:Path, # folder to write into
     from diffaug.scorenet import train_denoiser
     from diffaug.classifier import fit_classifier, predict_proba
     from diffaug.guidance import guided_sample
-    cfg = DEMO_CLASSIFY_QUICK if quick else DEMO_CLASSIFY
+    from diffaug.core import Seeds
+    cfg, seeds = (DEMO_CLASSIFY_QUICK if quick else DEMO_CLASSIFY), Seeds(random_state)
     x, y = digits_images()
     tr, te = train_test_split(np.arange(len(y)), test_size=0.3, stratify=y.numpy(), random_state=random_state)
     xtr, ytr, xte, yte = x[tr].to(device), y[tr].to(device), x[te].to(device), y[te]
     say = (lambda m: print(f"[classify] {m}", flush=True)) if progress else (lambda m: None)
     t0 = time.time()
-    den = train_denoiser(xtr, epochs=cfg['den_epochs'], random_state=random_state, progress=False)
+    den = train_denoiser(xtr, epochs=cfg['den_epochs'], random_state=seeds.seed('denoiser'), progress=False)
     say(f"denoiser trained ({den.train_seconds:.0f} s)")
-    fit = lambda mode, seed=random_state: fit_classifier(xtr, ytr, mode=mode, denoiser=den if mode in ('diffaug', 'da') else None,
+    fit = lambda mode, seed=seeds.seed('classifiers'): fit_classifier(xtr, ytr, mode=mode, denoiser=den if mode in ('diffaug', 'da') else None,
                                                          schedule=den.schedule, epochs=cfg['cls_epochs'], random_state=seed,
                                                          progress=False, valid_pct=0)
     L = {m: fit(m) for m in ('plain', 'noisy', 'da', 'diffaug')}
     say("plain, noisy, DA and DiffAug classifiers trained")
     acc = lambda p: float((p.argmax(1).cpu() == yte).float().mean())
-    noise = {t: {'clean': acc(predict_proba(L['plain'], xte, t=t, generator=1000 + random_state)),
-                 'clean on x0_hat': acc(predict_proba(L['plain'], xte, t=t, generator=1000 + random_state, denoise=True, denoiser=den)),
-                 'noisy': acc(predict_proba(L['noisy'], xte, t=t, generator=1000 + random_state)),
-                 'DA': acc(predict_proba(L['da'], xte, t=t, generator=1000 + random_state))} for t in cfg['t_grid']}
-    judge = fit('plain', seed=random_state + 100)
+    noise = {t: {'clean': acc(predict_proba(L['plain'], xte, t=t, generator=seeds.seed('diffused test'))),
+                 'clean on x0_hat': acc(predict_proba(L['plain'], xte, t=t, generator=seeds.seed('diffused test'), denoise=True, denoiser=den)),
+                 'noisy': acc(predict_proba(L['noisy'], xte, t=t, generator=seeds.seed('diffused test'))),
+                 'DA': acc(predict_proba(L['da'], xte, t=t, generator=seeds.seed('diffused test')))} for t in cfg['t_grid']}
+    judge = fit('plain', seed=seeds.seed('judge'))
     grids, consistency = {}, {}
     for name, l, s_ in [('unguided', L['noisy'], 0.), ('noisy', L['noisy'], cfg['scale']), ('DA', L['da'], cfg['scale'])]:
-        xs, ys = guided_sample(l, den, range(10), n=cfg['n_per_class'], scale=s_, steps=cfg['ddim_steps'], generator=random_state)
+        xs, ys = guided_sample(l, den, range(10), n=cfg['n_per_class'], scale=s_, steps=cfg['ddim_steps'], generator=seeds.seed('guided'))
         grids[name], consistency[name] = xs.clamp(-1, 1), float((predict_proba(judge, xs.clamp(-1, 1)).argmax(1).cpu() == ys).float().mean())
     say("guided samples drawn")
     kinds = cfg['kinds'] or CORRUPTIONS
-    sets = {('clean', 0): xte, **corrupted_set(xte, kinds, cfg['severities'], random_state=random_state)}
+    sets = {('clean', 0): xte, **corrupted_set(xte, kinds, cfg['severities'], random_state=seeds.seed('corruptions'))}
     rob = {}
     for (kind, sev), xs in sets.items():
         for name, l in (('plain', L['plain']), ('DiffAug', L['diffaug'])):
             rob.setdefault(name, {})[(kind, sev)] = acc(predict_proba(l, xs))
-            rob.setdefault(name + ' + DE', {})[(kind, sev)] = acc(predict_proba(l, xs, ensemble=True, denoiser=den, generator=2000 + random_state))
+            rob.setdefault(name + ' + DE', {})[(kind, sev)] = acc(predict_proba(l, xs, ensemble=True, denoiser=den, generator=seeds.seed('ensemble')))
     say("corrupted digits classified")
     sev_mean = {m: {s: np.mean([v for (k, sv), v in r.items() if sv == s and k != 'clean']) for s in cfg['severities']} for m, r in rob.items()}
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
