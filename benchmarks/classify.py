@@ -1,4 +1,4 @@
-"""Digits benchmark of part B (denoising-assisted classifiers, DiffAug, DiffAug Ensemble, guidance, semi-supervised).
+"""Digits benchmark of the second method (denoising-assisted classifiers, DiffAug, DiffAug Ensemble, guidance, semi-supervised).
 
 On scikit-learn's digits (1797 8x8 images, a stratified 70/30 split per seed) it trains per seed one denoiser and
 plain, noisy, DA and DiffAug classifiers, then runs five parts:

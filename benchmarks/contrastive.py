@@ -1,4 +1,4 @@
-"""Benchmark DiffAug contrastive learning (SPEC part A) against its baselines, and measure what it costs.
+"""Benchmark DiffAug contrastive learning (Zang et al.) against its baselines, and measure what it costs.
 
 Data (shipped, no download): pbmc68k_reduced (700 cells x 765 genes; labels bulk_labels and louvain, used only for
 evaluation), scikit-learn digits as 64-d vectors, wine and breast_cancer.

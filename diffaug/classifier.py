@@ -139,7 +139,7 @@ class DiffuseCB(DiffusedBatchCB):
         if kind not in ('noisy', 'da'): raise ValueError(f"DiffuseCB kind must be 'noisy' or 'da', got {kind!r}")
         if kind == 'da' and denoiser is None: raise ValueError("a DA classifier needs a denoiser: DiffuseCB('da', denoiser=den)")
         if schedule is None and denoiser is None: schedule = VPSchedule()
-        super().__init__(schedule, denoiser, t_min, t_max, random_state)
+        super().__init__(schedule, denoiser=denoiser, t_min=t_min, t_max=t_max, random_state=random_state)
         self.kind, self.clip = kind, clip
     def before_batch(self):
         xt, t, _ = self.diffuse(self.xb[0])
@@ -157,7 +157,7 @@ class DiffAugCB(DiffusedBatchCB):
                  clip:bool=True, # clip the views to [-1, 1]
                 ):
         if not isinstance(denoiser, Denoiser): raise TypeError(f"DiffAugCB needs a diffaug `Denoiser`, got {type(denoiser).__name__}")
-        super().__init__(None, denoiser, t_min, t_max, random_state)
+        super().__init__(None, denoiser=denoiser, t_min=t_min, t_max=t_max, random_state=random_state)
         self.clip = clip
     def before_batch(self):
         if not self.active: return
@@ -169,6 +169,16 @@ class DiffAugCB(DiffusedBatchCB):
         self.learn.yb = (torch.cat([y, y]),)
 
 # %% ../nbs/12_classifier.ipynb #e521a7a0
+_MOVED = {'trunk': 'model_kw=dict(trunk=...)', 'width': 'model_kw=dict(width=...)', 'fusion': 'model_kw=dict(fusion=...)',
+          'unlabeled': 'cbs=[TemporalConsistencyCB(unlabeled, denoiser=den)] (diffaug.semisup)',
+          'tc_weight': 'TemporalConsistencyCB(..., weight=...)', 'tc_radius': 'TemporalConsistencyCB(..., radius=...)'}
+
+def _removed_message(kw):
+    known = {k: _MOVED[k] for k in kw if k in _MOVED}
+    other = [k for k in kw if k not in _MOVED]
+    return '; '.join([f"fit_classifier no longer takes {k!r}: pass {v}" for k, v in known.items()]
+                     + ([f"fit_classifier got unexpected arguments {other}"] if other else []))
+
 def fit_classifier(x, # training images `(N, C, H, W)` in [-1, 1]
                    y, # integer labels `(N,)` in `0..n_classes-1`
                    *,
@@ -181,14 +191,16 @@ def fit_classifier(x, # training images `(N, C, H, W)` in [-1, 1]
                    valid_pct:float=0.1, # fraction held out for validation (0: none)
                    n_classes:int|None=None, # number of classes (default: `max(y) + 1`)
                    schedule:Schedule|None=None, # schedule for 'noisy' without a denoiser (default: `VPSchedule()`)
-                   t_max:int|None=None, # largest step (default: `DIFFAUG_T_MAX` for 'diffaug', the whole schedule otherwise)
+                   t_max:int|str|None='auto', # largest step: 'auto' = `DIFFAUG_T_MAX` for 'diffaug', else the whole schedule; None: the whole schedule
                    model_kw:dict|None=None, # `DiffusionClassifier` settings: `trunk`, `width`, `fusion`, `emb_dim`, `dropout`
                    random_state:int=0, # root seed of the split, initialisation, steps and noise (see `Seeds`)
                    progress:bool=True, # show progress bars and the epoch table
                    device=None, # where to train (default: where `x` is)
                    cbs:list|None=None, # extra fastai callbacks (e.g. `semisup.TemporalConsistencyCB`)
+                   **removed, # arguments of earlier versions, refused with the way to pass them now
                   ) -> Learner:
     "Train a plain, DiffAug, noisy or DA classifier on images `x` with labels `y`; returns the fastai `Learner`."
+    if removed: raise TypeError(_removed_message(removed))
     if mode not in MODES: raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     x = check_images(x)
     y = as_labels(y, len(x))
@@ -201,7 +213,8 @@ def fit_classifier(x, # training images `(N, C, H, W)` in [-1, 1]
     if denoiser is not None: check_denoiser(denoiser, x)
     device = torch.device(device) if device is not None else x.device
     schedule = denoiser.schedule if denoiser is not None else (schedule or VPSchedule())
-    if t_max is None: t_max = DIFFAUG_T_MAX if mode == 'diffaug' else schedule.n_steps - 1
+    if t_max == 'auto': t_max = DIFFAUG_T_MAX if mode == 'diffaug' else None
+    if t_max is None: t_max = schedule.n_steps - 1
     seeds = Seeds(random_state)
     with torch_seed(seeds.seed('init')):
         model = DiffusionClassifier(x.shape[1], n_classes, 'plain' if mode == 'diffaug' else mode, size=min(x.shape[2:]), **(model_kw or {}))
@@ -296,6 +309,7 @@ def load_classifier(path, # folder written by `save_classifier`
                    ) -> LoadedClassifier:
     "Load a classifier saved by `save_classifier`."
     cfg, state = load_checkpoint(path, 'DiffusionClassifier')
+    state = {('t_emb.' + k if k.startswith('t_mlp.') else k): v for k, v in state.items()}  # written before CondEmbedding
     model = load_state(DiffusionClassifier(**cfg['model']), state, f'checkpoint {path}').to(device).eval()
     if cfg['model']['kind'] == 'da' and denoiser is None:
         raise ValueError(f"{path} holds a DA classifier; pass its denoiser: load_classifier(path, denoiser=den)")

@@ -70,7 +70,10 @@ def main(argv:list|None=None):
     elif cmd == 'embed':
         from diffaug.tl import embed_file
         inp, out, quiet = args.pop('input'), args.pop('out'), args.pop('no_progress')
-        print(f"wrote {embed_file(inp, out, progress=not quiet, **args)}")
+        try: print(f"wrote {embed_file(inp, out, progress=not quiet, **args)}")
+        except (ValueError, TypeError, FileNotFoundError) as e:  # bad input: say what and how to fix it, no traceback
+            print(f"diffaug embed: error: {e}", file=sys.stderr)
+            return 2
     return 0
 
 if __name__ == '__main__' and '__file__' in globals(): sys.exit(main())  # not when run inside the notebook

@@ -79,10 +79,11 @@ def fit_encoder(model:EncoderHead, # encoder and head, trained in place
                 wd:float=0.01, # decoupled weight decay
                 random_state:int=0, # root seed of the shuffling and the views
                 cbs:list|None=None, # extra callbacks for this phase
-                learn:Learner|None=None, # the `encoder_learner` of an earlier phase to continue with (its `bs`, `lr`, `wd` apply)
+                learn:Learner|None=None, # the `encoder_learner` of an earlier phase to continue with (its model, data, loss, `bs`, `lr`, `wd` apply)
                 reset_opt:bool=True, # start a fresh optimiser (False: keep AdamW's state from the earlier phase)
                ) -> pd.DataFrame:
     "Train `model` contrastively for `epochs`; returns the per-batch losses as a DataFrame `(epoch, loss)`."
+    if learn is None and loss is None: raise ValueError("fit_encoder needs a loss (or the `learn` of an earlier phase)")
     seeds = Seeds(random_state)
     if learn is None: learn = encoder_learner(model, x, loss, bs=bs, lr=lr, wd=wd, random_state=seeds.seed('data'))
     else: learn.dls.train.reseed(seeds.seed('data'))
@@ -322,6 +323,9 @@ def save(self:DiffAug, path):
                phase_times=self.phase_times, history=self.history.to_dict('list') if self.history is not None else None)
     return save_checkpoint(path, 'DiffAug', cfg, state)
 
+_OLD_GENERATOR_KEYS = {'gen_bs': 'bs', 'gen_lr': 'lr', 'sampler': 'sampler', 'sampler_steps': 'steps', 'n_views': 'n_views',
+                       'refresh_every': 'refresh_every'}
+
 @patch(cls_method=True)
 def load(cls:DiffAug, path, # folder written by `save`
           device=None, # device to load onto
@@ -329,6 +333,8 @@ def load(cls:DiffAug, path, # folder written by `save`
     "Rebuild a trained `DiffAug` from the folder `path`."
     cfg, state = load_checkpoint(path, 'DiffAug')
     s = dict(cfg['settings']); s['epochs'] = tuple(s['epochs']) if isinstance(s['epochs'], list) else s['epochs']
+    old = {k: s.pop(k) for k in list(s) if k in _OLD_GENERATOR_KEYS}  # written by diffaug before GeneratorSettings
+    if old: s['generator'] = {_OLD_GENERATOR_KEYS[k]: v for k, v in old.items()}
     self = cls(**s, device=device, progress=False)
     self.in_shape, self.kind, self.bs_, self.epochs_ = tuple(cfg['in_shape']), cfg['kind'], cfg['bs'], tuple(cfg['epochs_run'])
     self.scaler = VectorScaler.from_state(cfg['scaler']) if cfg['scaler'] is not None else None

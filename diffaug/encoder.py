@@ -189,12 +189,13 @@ class ResNetTrunk(nn.Module):
         self.channels = [width] + [b.bn2.num_features for stage in enc.stages for b in stage]
         self.pool, self.out_dim = enc.pool, enc.out_dim
 
-def make_trunk(name:str, # 'cnn' or 'resnet18'
+def make_trunk(name:str, # 'cnn', 'resnet18' or 'auto' (cnn below 32 pixels, resnet18 from 32)
                in_ch:int, # input channels
                size:int, # image side
                width:int|None=None, # channels of the first stage (default 32 for cnn, 64 for resnet18)
               ) -> nn.Module:
     "A classifier trunk by name."
+    if name == 'auto': name = 'cnn' if size < 32 else 'resnet18'
     if name == 'cnn': return SmallCNN(in_ch, size, width or 32)
     if name == 'resnet18': return ResNetTrunk(in_ch, size, width or 64)
     raise ValueError(f"unknown trunk {name!r}; choose 'cnn', 'resnet18' or 'auto'")

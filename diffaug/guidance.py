@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from .core import as_labels, check_images, make_generator
-from .scorenet import Denoiser
+from .scorenet import Denoiser, frozen
 from .sampling import sample_ddim, sample_ddpm
 from .classifier import classifier_inputs, model_of
 
@@ -43,6 +43,8 @@ def classifier_cond_fn(learn_or_model, # Learner from `fit_classifier`, `LoadedC
     if kind != 'noisy' and den is None:
         raise ValueError(f"guidance with a {kind!r} classifier needs its denoiser: classifier_cond_fn(learn, den, y)")
     n_classes = getattr(model, 'n_classes', None)
+    p = next(model.parameters())
+    den = frozen(den, p.device) if den is not None else None  # the classifier's device; the caller's denoiser is left as it is
     def cond_fn(x_t, t):
         yy = torch.full((len(x_t),), int(y), dtype=torch.long) if not isinstance(y, torch.Tensor) and not hasattr(y, '__len__') \
              else as_labels(y, len(x_t))
@@ -50,9 +52,9 @@ def classifier_cond_fn(learn_or_model, # Learner from `fit_classifier`, `LoadedC
         was = model.training; model.eval()
         try:
             with torch.enable_grad():
-                x = x_t.detach().requires_grad_(True)
-                lp = class_log_prob(model, den, x, t, yy.to(x.device), through_denoiser, clip).sum()
-                return scale * torch.autograd.grad(lp, x)[0]
+                x = x_t.detach().to(p.device, p.dtype).requires_grad_(True)
+                lp = class_log_prob(model, den, x, t.to(p.device), yy.to(p.device), through_denoiser, clip).sum()
+                return (scale * torch.autograd.grad(lp, x)[0]).to(x_t)
         finally: model.train(was)
     return cond_fn
 

@@ -14,6 +14,12 @@ import diffaug
 __all__ = ['write_atomic', 'write_text_atomic', 'save_checkpoint', 'load_checkpoint', 'load_state', 'diff_config']
 
 # %% ../nbs/01_io.ipynb #ea70b547
+def _mode_for(path:Path) -> int:
+    "Permission bits of the file being replaced, else those the umask gives a new file."
+    if path.exists(): return path.stat().st_mode & 0o777
+    umask = os.umask(0); os.umask(umask)
+    return 0o666 & ~umask
+
 def write_atomic(path:str|Path, # file to (over)write
                  write, # `write(tmp_path)` writes the content to the temporary path it is given
                 ) -> Path:
@@ -23,6 +29,7 @@ def write_atomic(path:str|Path, # file to (over)write
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, _mode_for(path))  # mkstemp makes the file private; give it the mode a plain write would
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True); raise

@@ -32,7 +32,7 @@ def md_table(rows:dict, # {row name: {column: fraction}}
     head = f'| {first} | ' + ' | '.join(map(str, cols)) + ' |\n|---|' + '---|' * len(cols) + '\n'
     return head + ''.join(f"| {k} | " + ' | '.join(f"{100 * v[c]:.1f}" for c in cols) + ' |\n' for k, v in rows.items())
 
-# %% ../nbs/16_report.ipynb #7353721c
+# %% ../nbs/16_report.ipynb #4632be58
 def _grid(ax, x, title):
     n = int(len(x) ** 0.5); h, w = x.shape[-2:]
     g = x[:n * n, 0].reshape(n, n, h, w).permute(0, 2, 1, 3).reshape(n * h, n * w)

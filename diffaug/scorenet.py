@@ -231,13 +231,17 @@ class EpsModel(nn.Module):
     def __init__(self, denoiser:Denoiser): super().__init__(); self.denoiser = denoiser
     def forward(self, x_t, t, cond=None): return self.denoiser.eps(x_t, t, cond)
 
+def _device_key(d:torch.device):
+    "`cuda` and `cuda:0` are the same device when 0 is the current one."
+    return (d.type, d.index if d.index is not None else (torch.cuda.current_device() if d.type == 'cuda' else 0))
+
 def frozen(module:nn.Module, # a trained network (e.g. a `Denoiser`)
            device=None, # where it will be used (default: where it is)
           ) -> nn.Module:
     "`module` for inference on `device`, never changed: itself when already in eval mode there, else a frozen copy."
     dev = torch.device(device) if device is not None else None
     p = next(module.parameters(), None)
-    here = p is None or dev is None or p.device == dev
+    here = p is None or dev is None or _device_key(p.device) == _device_key(dev)
     if here and not module.training: return module
     return copy.deepcopy(module).to(dev if dev is not None else p.device).eval().requires_grad_(False)
 
@@ -246,6 +250,7 @@ class DiffusedBatchCB(Callback):
     order = -5
     augment_only = False  # True: a training-only augmentation, off during `lr_find`
     def __init__(self, schedule:Schedule|None=None, # noise schedule (default: the denoiser's)
+                 *,
                  denoiser:Denoiser|None=None, # frozen denoiser, for callbacks that need x0_hat
                  t_min:int=0, # smallest step drawn
                  t_max:int|None=None, # largest step drawn (default: the last)

@@ -54,24 +54,37 @@ class TemporalConsistencyCB(DiffusedBatchCB):
     "Add `lambda(step) * KL(stopgrad(p(x_t, t)) || p(x_t', t'))` on unlabeled batches, `t' = t + delta`, `1 <= delta <= radius`."
     order, run_valid, augment_only = -3, False, True
     def __init__(self, unlabeled:torch.Tensor, # unlabeled images `(M, C, H, W)` in [-1, 1]
-                 denoiser:Denoiser|None=None, # the DA classifier's frozen denoiser (gives x0_hat and the schedule)
-                 schedule:Schedule|None=None, # schedule of a noisy classifier without denoiser (default: `VPSchedule()`)
+                 *,
+                 denoiser:Denoiser|None=None, # the DA classifier's frozen denoiser (gives x0_hat); must be the learner's
+                 schedule:Schedule|None=None, # schedule (default: the learner's, else the denoiser's, else `VPSchedule()`)
                  weight:float=1., # final lambda
                  radius:int=50, # largest step offset delta
                  bs:int=128, # unlabeled batch size
                  ramp:float=0.3, # fraction of training over which lambda ramps up
                  t_min:int=0, # smallest teacher step
-                 t_max:int|None=None, # largest teacher step (default: the last)
+                 t_max:int|None=None, # largest teacher step (default: the learner's `t_max`, else the last)
                  random_state:int=0, # root seed of batches, steps and noise
                  clip:bool=True, # clip x0_hat to [-1, 1]
                 ):
         if radius < 1: raise ValueError(f"radius must be at least 1, got {radius}")
         if weight < 0: raise ValueError(f"weight must be >= 0, got {weight}")
-        if schedule is None and denoiser is None: schedule = VPSchedule()
-        super().__init__(schedule, denoiser, t_min, t_max, random_state)
+        self.given = dict(schedule=schedule, t_max=t_max)
+        super().__init__(schedule if schedule is not None or denoiser is not None else VPSchedule(), denoiser=denoiser,
+                         t_min=t_min, t_max=t_max, random_state=random_state)
         self.unlabeled = check_images(unlabeled, 'unlabeled')
         self.weight, self.radius, self.bs, self.ramp, self.clip = weight, radius, bs, ramp, clip
+    def _follow_learner(self):
+        "Take the schedule and the step range of the learner (`fit_classifier` sets them) unless they were given."
+        lrn = self.learn
+        if self.denoiser is not None and getattr(lrn, 'denoiser', None) not in (None, self.denoiser):
+            raise ValueError("TemporalConsistencyCB was given another denoiser than the learner's; pass the learner's denoiser")
+        if self.given['schedule'] is None and getattr(lrn, 'schedule', None) is not None: self.schedule = lrn.schedule
+        if self.given['t_max'] is None:
+            lt = getattr(lrn, 't_max', None)
+            self.t_max = self.schedule.n_steps - 1 if lt is None else lt
+        self.schedule.sample_t(1, t_min=self.t_min, t_max=self.t_max)  # validates the range
     def before_fit(self):
+        self._follow_learner()
         super().before_fit()
         self.cls_kind = getattr(self.learn.model, 'kind', 'plain')
         if self.cls_kind not in ('noisy', 'da'):

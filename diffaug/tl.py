@@ -49,7 +49,7 @@ def embed(adata:anndata.AnnData, # cells x genes
     z = model.fit(x).transform(x)
     if copy: adata = adata.copy()
     adata.obsm[key_added] = z
-    params = dict(model.config, layer=layer, use_rep=use_rep, key_added=key_added, epochs_run=list(model.epochs_),
+    params = dict(model.config, layer=layer, use_rep=use_rep, key_added=key_added, device=str(model.device), epochs_run=list(model.epochs_),
                   diffaug_version=diffaug.__version__)
     adata.uns[key_added] = {'params': _h5ad_safe(params), 'phase_seconds': {k: float(v) for k, v in model.phase_times.items()}}
     return adata if copy else None
