@@ -78,10 +78,11 @@ class TemporalConsistencyCB(DiffusedBatchCB):
         lrn = self.learn
         if self.denoiser is not None and getattr(lrn, 'denoiser', None) not in (None, self.denoiser):
             raise ValueError("TemporalConsistencyCB was given another denoiser than the learner's; pass the learner's denoiser")
-        if self.given['schedule'] is None and getattr(lrn, 'schedule', None) is not None: self.schedule = lrn.schedule
+        own = vars(self)  # the callback's own settings, written past fastai's warning about names the learner also has
+        if self.given['schedule'] is None and getattr(lrn, 'schedule', None) is not None: own['schedule'] = lrn.schedule
         if self.given['t_max'] is None:
             lt = getattr(lrn, 't_max', None)
-            self.t_max = self.schedule.n_steps - 1 if lt is None else lt
+            own['t_max'] = self.schedule.n_steps - 1 if lt is None else lt
         self.schedule.sample_t(1, t_min=self.t_min, t_max=self.t_max)  # validates the range
     def before_fit(self):
         self._follow_learner()
