@@ -12,17 +12,17 @@ A script in this folder imports them after putting its own folder on the path, s
   md_table(df, floatfmt, index) a GitHub-flavoured markdown table (no tabulate dependency)
   pm(summary, scale=100.)       'mean ± std' strings of a `summarise` frame (a single seed's NaN std shows as 0.0)
   machine_line(threads=None)    'Machine: <arch> CPU, <n> torch thread(s), torch <version>.' for report headers
-  write_text_atomic(path, text) write a file through a temporary file in the same folder and os.replace
+  write_text_atomic(path, text) write a file through a temporary file in the same folder and os.replace (diffaug.io)
   savefig_atomic(fig, path)     the same for a matplotlib figure
 
 Atomic writes mean that a run cut short (or two runs writing the same folder) never leaves a half-written file.
 """
 from __future__ import annotations
-import os, platform, tempfile
-from contextlib import contextmanager
+import platform
 from pathlib import Path
 import numpy as np
 import pandas as pd
+from diffaug.io import write_atomic
 
 __all__ = ['summarise', 'md_table', 'pm', 'machine_line', 'write_text_atomic', 'savefig_atomic']
 
@@ -55,39 +55,16 @@ def machine_line(threads:int|None=None) -> str:
     if threads is None: threads = torch.get_num_threads()
     return f"Machine: {platform.machine()} CPU, {threads} torch thread(s), torch {torch.__version__}."
 
-def _mode(path):
-    "Permission bits for the new file: those of the file it replaces, else what the umask gives a new file."
-    if path.exists(): return path.stat().st_mode & 0o777
-    umask = os.umask(0); os.umask(umask)
-    return 0o666 & ~umask
-
-@contextmanager
-def _atomic(path):
-    "Yield a temporary path next to `path`; on success it replaces `path`, on error it is removed."
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    os.close(fd)
-    try:
-        yield tmp
-        os.chmod(tmp, _mode(path))
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp): os.remove(tmp)
-        raise
-
 def write_text_atomic(path, text:str, encoding:str='utf-8') -> Path:
-    "Write `text` to `path` through a temporary file in the same folder and `os.replace`; returns the path."
-    with _atomic(path) as tmp:
-        with open(tmp, 'w', encoding=encoding, newline='') as f: f.write(text)
-    return Path(path)
+    "Write `text` to `path` (folders created) through a temporary file and `os.replace` (`diffaug.io.write_atomic`)."
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    return write_atomic(path, lambda tmp: tmp.write_text(text, encoding=encoding))
 
 def savefig_atomic(fig, path, **kwargs) -> Path:
     "`fig.savefig(path, **kwargs)` through a temporary file in the same folder (format taken from the suffix of `path`)."
-    path = Path(path)
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     kwargs.setdefault('format', path.suffix.lstrip('.') or None)
-    with _atomic(path) as tmp: fig.savefig(tmp, **kwargs)
-    return path
+    return write_atomic(path, lambda tmp: fig.savefig(tmp, **kwargs))
 
 if __name__ == '__main__':
     import argparse
