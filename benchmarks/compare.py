@@ -49,7 +49,7 @@ def summary(t:pd.DataFrame) -> pd.DataFrame:
     g = t.groupby('value', sort=False)
     return pd.DataFrame({'settings': g.size(), 'within 1 spread': g.ratio.apply(lambda r: int((r <= 1).sum())),
                          'abs(welch) < 2': g.welch.apply(lambda w: int((w.abs() < 2).sum())),
-                         'mean |delta|': g.delta.apply(lambda d: d.abs().mean()), 'max ratio': g.ratio.max()}).reset_index()
+                         'mean abs delta': g.delta.apply(lambda d: d.abs().mean()), 'max ratio': g.ratio.max()}).reset_index()
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
