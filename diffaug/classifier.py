@@ -4,7 +4,6 @@
 
 # %% ../nbs/12_classifier.ipynb #fe973d2a
 from __future__ import annotations
-import numpy as np
 import torch
 from torch import nn
 import torch.nn.functional as F

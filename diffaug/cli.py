@@ -5,7 +5,6 @@
 # %% ../nbs/17_cli.ipynb #23f52a58
 from __future__ import annotations
 import argparse, ast, inspect, sys
-from pathlib import Path
 from fastcore.docments import docments
 
 # %% auto #0
@@ -34,7 +33,7 @@ def add_api_options(p:argparse.ArgumentParser, # parser to extend
 # %% ../nbs/17_cli.ipynb #2f1a5c3f
 def _parser():
     from diffaug.report import DEMO_PARTS
-    from diffaug.tl import embed, embed_file
+    from diffaug.tl import embed
     from diffaug.contrastive import DiffAug
     p = argparse.ArgumentParser(prog='diffaug', description='Diffusion-based augmentation: DiffAug contrastive learning and denoising-assisted classifiers.')
     sub = p.add_subparsers(dest='command', metavar='COMMAND')

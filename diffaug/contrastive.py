@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_contrastive.ipynb #e6029d85
 from __future__ import annotations
-import copy, math, time
+import copy, math
 from dataclasses import dataclass, asdict
 from functools import partial
 import numpy as np, pandas as pd

@@ -5,7 +5,7 @@
 # %% ../nbs/02_learner.ipynb #1de8895c
 from __future__ import annotations
 import contextlib, copy, time, warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 import numpy as np, pandas as pd
 import torch
@@ -14,7 +14,7 @@ from fastai.data.load import DataLoader
 from fastai.data.core import DataLoaders
 from fastai.learner import Learner
 from fastai.callback.core import Callback
-from fastai.callback.schedule import fit_one_cycle
+from fastai.callback.schedule import fit_one_cycle  # adds `Learner.fit_one_cycle`
 from fastai.optimizer import Adam
 from .core import make_generator, torch_seed
 
