@@ -137,7 +137,6 @@ class DiffuseCB(DiffusedBatchCB):
                 ):
         if kind not in ('noisy', 'da'): raise ValueError(f"DiffuseCB kind must be 'noisy' or 'da', got {kind!r}")
         if kind == 'da' and denoiser is None: raise ValueError("a DA classifier needs a denoiser: DiffuseCB('da', denoiser=den)")
-        if schedule is None and denoiser is None: schedule = VPSchedule()
         super().__init__(schedule, denoiser=denoiser, t_min=t_min, t_max=t_max, random_state=random_state)
         self.kind, self.clip = kind, clip
     def before_batch(self):

@@ -249,7 +249,7 @@ class DiffusedBatchCB(Callback):
     "Base callback for training on diffused batches: owns the step range, seeded generators, the frozen denoiser and the guards."
     order = -5
     augment_only = False  # True: a training-only augmentation, off during `lr_find`
-    def __init__(self, schedule:Schedule|None=None, # noise schedule (default: the denoiser's)
+    def __init__(self, schedule:Schedule|None=None, # noise schedule (default: the denoiser's, else `VPSchedule()`)
                  *,
                  denoiser:Denoiser|None=None, # frozen denoiser, for callbacks that need x0_hat
                  t_min:int=0, # smallest step drawn
@@ -259,8 +259,7 @@ class DiffusedBatchCB(Callback):
         if denoiser is not None and not isinstance(denoiser, Denoiser):
             raise TypeError(f"{type(self).__name__} needs a diffaug `Denoiser`, got {type(denoiser).__name__}")
         self.denoiser = denoiser
-        self.schedule = schedule if schedule is not None else (denoiser.schedule if denoiser is not None else None)
-        if self.schedule is None: raise ValueError(f"{type(self).__name__} needs a schedule or a denoiser")
+        self.schedule = schedule if schedule is not None else (denoiser.schedule if denoiser is not None else VPSchedule())
         self.t_min, self.t_max = t_min, (self.schedule.n_steps - 1 if t_max is None else t_max)
         self.schedule.sample_t(1, t_min=self.t_min, t_max=self.t_max)  # validates the range
         self.seeds = Seeds(random_state)

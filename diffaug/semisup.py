@@ -9,7 +9,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from .core import check_images, randn
-from .schedule import Schedule, VPSchedule
+from .schedule import Schedule
 from .scorenet import Denoiser, DiffusedBatchCB
 from .classifier import classifier_inputs
 
@@ -69,7 +69,7 @@ class TemporalConsistencyCB(DiffusedBatchCB):
         if radius < 1: raise ValueError(f"radius must be at least 1, got {radius}")
         if weight < 0: raise ValueError(f"weight must be >= 0, got {weight}")
         self.given = dict(schedule=schedule, t_max=t_max)
-        super().__init__(schedule if schedule is not None or denoiser is not None else VPSchedule(), denoiser=denoiser,
+        super().__init__(schedule, denoiser=denoiser,
                          t_min=t_min, t_max=t_max, random_state=random_state)
         self.unlabeled = check_images(unlabeled, 'unlabeled')
         self.weight, self.radius, self.bs, self.ramp, self.clip = weight, radius, bs, ramp, clip
