@@ -4,13 +4,14 @@
 
 # %% ../nbs/00_core.ipynb #f2d7cc22
 from __future__ import annotations
-import contextlib, zlib
+import contextlib, math, zlib
 import numpy as np
 import torch
 from fastprogress.fastprogress import progress_bar
 
 # %% auto #0
-__all__ = ['append_dims', 'make_generator', 'randn', 'Seeds', 'torch_seed', 'as_tensor', 'as_labels', 'check_images', 'progress']
+__all__ = ['append_dims', 'make_generator', 'randn', 'Seeds', 'torch_seed', 'as_tensor', 'as_labels', 'check_int', 'check_number',
+           'check_device', 'check_images', 'progress']
 
 # %% ../nbs/00_core.ipynb #2c8b4cd9
 def append_dims(x:torch.Tensor, # per-sample values, shape `(B,)`
@@ -97,7 +98,11 @@ def as_tensor(x, # array-like: tensor, numpy array or nested list
         a = np.asarray(x)
         if a.dtype == object or not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
             raise TypeError(f"{name} must be numeric, got an array of dtype {a.dtype}; convert it with `.astype(float)` first")
+        if np.issubdtype(a.dtype, np.complexfloating):
+            raise TypeError(f"{name} must hold real numbers, got dtype {a.dtype}; take `.real` or `abs()` first")
+        if a.dtype.kind == 'u' and a.dtype.itemsize > 1: a = a.astype(np.int64)  # torch has no uint16/32/64 arithmetic
         t = torch.from_numpy(np.array(a, copy=True))
+    if t.is_complex(): raise TypeError(f"{name} must hold real numbers, got dtype {t.dtype}; take `.real` or `.abs()` first")
     if not (t.is_floating_point() or t.dtype in (torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)):
         raise TypeError(f"{name} must be numeric, got dtype {t.dtype}")
     if dtype is not None: t = t.to(dtype)
@@ -131,16 +136,81 @@ def as_labels(y, # integer labels, array-like
     if len(a) and a.min() < 0: raise ValueError(f"{name} has negative labels; labels must be 0..n_classes-1")
     return torch.as_tensor(a.astype(np.int64))
 
+# %% ../nbs/00_core.ipynb #d9f02491
+def _plain(v):
+    "A Python scalar from numpy scalars and one-element tensors; anything else unchanged."
+    if isinstance(v, torch.Tensor) and v.numel() == 1 and v.ndim == 0: return v.item()
+    if isinstance(v, np.generic): return v.item()
+    return v
+
+def check_int(v, # the value given
+              name:str, # the setting's name, for the message
+              min:int|None=None, # smallest allowed value
+              max:int|None=None, # largest allowed value
+             ) -> int:
+    "`v` as an `int`, or a `TypeError`/`ValueError` naming `name` when it is not a whole number in `[min, max]`."
+    u = _plain(v)
+    ok = not isinstance(u, bool) and (isinstance(u, int) or (isinstance(u, float) and math.isfinite(u) and u == int(u)))
+    if not ok: raise TypeError(f"{name} must be a whole number, got {v!r} ({type(v).__name__})")
+    u = int(u)
+    if (min is not None and u < min) or (max is not None and u > max):
+        rng = (f"at least {min}" if max is None else f"at most {max}" if min is None else f"between {min} and {max}")
+        raise ValueError(f"{name} must be {rng}, got {u}")
+    return u
+
+def check_number(v, # the value given
+                 name:str, # the setting's name, for the message
+                 min:float|None=None, # smallest allowed value
+                 max:float|None=None, # largest allowed value
+                 min_open:bool=False, # refuse `min` itself
+                 max_open:bool=False, # refuse `max` itself
+                ) -> float:
+    "`v` as a finite `float` in the range, or a `TypeError`/`ValueError` naming `name`."
+    u = _plain(v)
+    if isinstance(u, bool) or not isinstance(u, (int, float)): raise TypeError(f"{name} must be a number, got {v!r} ({type(v).__name__})")
+    u = float(u)
+    if not math.isfinite(u): raise ValueError(f"{name} must be a finite number, got {u}")
+    lo_bad = min is not None and (u < min or (min_open and u == min))
+    hi_bad = max is not None and (u > max or (max_open and u == max))
+    if lo_bad or hi_bad:
+        lo = '' if min is None else ('(' if min_open else '[') + f"{min}"
+        hi = '' if max is None else f"{max}" + (')' if max_open else ']')
+        raise ValueError(f"{name} must lie in {lo or '(-inf'}, {hi or 'inf)'}, got {u}")
+    return u
+
+def check_device(device, # a device name, a `torch.device`, or None
+                 name:str='device', # the setting's name, for the message
+                ) -> torch.device|None:
+    "`torch.device(device)` (None stays None), refusing unknown names and devices this machine does not have."
+    if device is None: return None
+    try: d = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"{name}={device!r} is not a torch device; use 'cpu', 'cuda', 'cuda:1' or 'mps'") from None
+    if d.type == 'cuda':
+        if not torch.cuda.is_available(): raise ValueError(f"{name}={device!r}, but CUDA is not available on this machine; use device='cpu'")
+        if d.index is not None and d.index >= torch.cuda.device_count():
+            raise ValueError(f"{name}={device!r}, but this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if d.type == 'mps' and not (hasattr(torch.backends, 'mps') and torch.backends.mps.is_available()):
+        raise ValueError(f"{name}={device!r}, but MPS is not available on this machine; use device='cpu'")
+    return d
+
 # %% ../nbs/00_core.ipynb #5d8373e8
 def check_images(x, # images, array-like `(N, C, H, W)`
                  name:str='x', # what to call them in error messages
                 ) -> torch.Tensor:
-    "Validated float images `(N, C, H, W)` with values in [-1, 1] (the input itself is never modified)."
+    "Validated float32 images `(N, C, H, W)` with values in [-1, 1] (the input itself is never modified)."
     shape = tuple(getattr(x, 'shape', np.shape(x)))
     if len(shape) != 4:
         raise ValueError(f"{name} must be images of shape (N, C, H, W), got shape {shape}; "
                          f"add the channel axis, e.g. `{name}.reshape(-1, 1, 8, 8)` for 8x8 grey images")
-    x = as_tensor(x, name, ndim=4, dtype=None)
+    if shape[-1] in (1, 3, 4) and shape[1] not in (1, 3, 4) and min(shape[1:3]) > 4:
+        raise ValueError(f"{name} looks channels-last: shape {shape} is (N, H, W, C) with C={shape[-1]}, but images must be "
+                         f"(N, C, H, W); move the channel axis first, e.g. `{name}.permute(0, 3, 1, 2)` "
+                         f"(numpy: `{name}.transpose(0, 3, 1, 2)`)")
+    dt = getattr(x, 'dtype', None)
+    if dt is not None and str(dt).replace('torch.', '') == 'bool':
+        raise TypeError(f"{name} is a boolean array, not images; convert masks to floats in [-1, 1] first, e.g. `{name} * 2. - 1`")
+    x = as_tensor(x, name, ndim=4, dtype=torch.float32)  # float64/float16/bfloat16 become float32
     lo, hi = x.min().item(), x.max().item()
     if lo < -1 - 1e-4 or hi > 1 + 1e-4:
         raise ValueError(f"{name} must lie in [-1, 1], got values in [{lo:.3g}, {hi:.3g}]; scale images first, "

@@ -4,14 +4,15 @@
 
 # %% ../nbs/01_io.ipynb #0c9a1e8d
 from __future__ import annotations
-import json, os, tempfile
+import hashlib, json, os, tempfile
 from pathlib import Path
 import torch
 from torch import nn
 import diffaug
 
 # %% auto #0
-__all__ = ['write_atomic', 'write_text_atomic', 'save_checkpoint', 'load_checkpoint', 'load_state', 'diff_config']
+__all__ = ['write_atomic', 'write_files_atomic', 'write_text_atomic', 'check_output_file', 'check_output_folder',
+           'CheckpointError', 'save_checkpoint', 'load_checkpoint', 'load_state', 'diff_config']
 
 # %% ../nbs/01_io.ipynb #ea70b547
 def _mode_for(path:Path) -> int:
@@ -20,20 +21,34 @@ def _mode_for(path:Path) -> int:
     umask = os.umask(0); os.umask(umask)
     return 0o666 & ~umask
 
-def write_atomic(path:str|Path, # file to (over)write
-                 write, # `write(tmp_path)` writes the content to the temporary path it is given
-                ) -> Path:
-    "Write a file through `write(tmp)` into a temporary file beside `path`, then move it into place atomically."
-    path = Path(path)
+def _write_temp(path:Path, write) -> Path:
+    "Write through `write(tmp)` into a new temporary file beside `path` (removed again if writing fails)."
     fd, tmp = tempfile.mkstemp(prefix=f'.{path.stem}.', suffix=f'.tmp{path.suffix}', dir=path.parent)  # keeps the suffix
     os.close(fd)
     try:
         write(Path(tmp))
         os.chmod(tmp, _mode_for(path))  # mkstemp makes the file private; give it the mode a plain write would
-        os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True); raise
-    return path
+    return Path(tmp)
+
+def write_atomic(path:str|Path, # file to (over)write
+                 write, # `write(tmp_path)` writes the content to the temporary path it is given
+                ) -> Path:
+    "Write a file through `write(tmp)` into a temporary file beside `path`, then move it into place atomically."
+    return write_files_atomic({path: write})[0]
+
+def write_files_atomic(writes:dict, # {path: write}, each `write(tmp_path)` writing one file
+                      ) -> list[Path]:
+    "Write several files: all into temporary files first, then each moved into place (nothing is replaced if any write fails)."
+    tmps = {}
+    try:
+        for path, write in writes.items(): tmps[Path(path)] = _write_temp(Path(path), write)
+        for path, tmp in tmps.items(): os.replace(tmp, path)
+    except BaseException:
+        for tmp in tmps.values(): tmp.unlink(missing_ok=True)
+        raise
+    return list(tmps)
 
 def write_text_atomic(path:str|Path, # file to (over)write
                       text:str, # its new content
@@ -41,37 +56,103 @@ def write_text_atomic(path:str|Path, # file to (over)write
     "`Path.write_text`, atomically."
     return write_atomic(path, lambda p: p.write_text(text))
 
+# %% ../nbs/01_io.ipynb #a8bac8d4
+def _probe_folder(folder:Path, what:str):
+    "Create and remove a temporary file in `folder`, turning a failure into an error that names `what`."
+    try:
+        fd, tmp = tempfile.mkstemp(prefix='.diffaug-probe.', dir=folder); os.close(fd); os.unlink(tmp)
+    except OSError as e:
+        raise PermissionError(f"{what}: cannot write into the folder {str(folder)!r} ({e.strerror or e}); choose a writable folder") from None
+
+def check_output_file(path:str|Path, # file the job will write
+                      suffix:str|None=None, # suffix the file must have, e.g. '.h5ad'
+                      name:str='out', # the argument's name, for messages
+                     ) -> Path:
+    "Fail now, not after the work, when the file `path` could not be written; returns it as a `Path`."
+    p = Path(path).expanduser()
+    if suffix is not None and p.suffix != suffix: raise ValueError(f"{name} must be a {suffix} file, got {str(p)!r}")
+    if p.is_dir(): raise IsADirectoryError(f"{name}={str(p)!r} is a folder; give a file path, e.g. {str(p / ('result' + (suffix or '')))!r}")
+    parent = p.parent if str(p.parent) else Path('.')
+    if not parent.exists(): raise FileNotFoundError(f"{name}={str(p)!r}: the folder {str(parent)!r} does not exist; create it first")
+    if not parent.is_dir(): raise NotADirectoryError(f"{name}={str(p)!r}: {str(parent)!r} is a file, not a folder")
+    _probe_folder(parent, f"{name}={str(p)!r}")
+    return p
+
+def check_output_folder(path:str|Path, # folder the job will write into (created later if needed)
+                        name:str='out', # the argument's name, for messages
+                       ) -> Path:
+    "Fail now, not after the work, when the folder `path` could not be created or written; returns it as a `Path`."
+    p = Path(path).expanduser()
+    if p.exists() and not p.is_dir(): raise NotADirectoryError(f"{name}={str(p)!r} is a file, not a folder; choose another path")
+    a = p.absolute()
+    while not a.exists(): a = a.parent
+    if not a.is_dir(): raise NotADirectoryError(f"{name}={str(p)!r}: {str(a)!r} is a file, so no folder can be made below it")
+    _probe_folder(a, f"{name}={str(p)!r}")
+    return p
+
 # %% ../nbs/01_io.ipynb #253fd859
 def _major_minor(v): return tuple(int(p) for p in str(v).split('.')[:2])
+
+class CheckpointError(ValueError):
+    "A checkpoint file that is missing parts, damaged or not what was asked for."
+
+def _sha256(path:Path) -> str:
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''): h.update(block)
+    return h.hexdigest()
 
 def save_checkpoint(path:str|Path, # folder to write (created if needed)
                     kind:str, # what is saved, e.g. 'Denoiser'
                     config:dict, # JSON-serialisable settings needed to rebuild the object
                     state:dict, # tensors to save (a `state_dict`)
                    ) -> Path:
-    "Write `weights.pt` and `config.json` into the folder `path` (each file atomically)."
-    path = Path(path); path.mkdir(parents=True, exist_ok=True)
-    meta = {'kind': kind, 'diffaug_version': diffaug.__version__, 'config': config}
+    "Write `weights.pt` and `config.json` (with the weights' checksum) into the folder `path`, replacing both only once both are written."
+    path = check_output_folder(path, 'path')
+    try: path.mkdir(parents=True, exist_ok=True)
+    except OSError as e: raise PermissionError(f"cannot create the checkpoint folder {str(path)!r}: {e.strerror or e}") from None
     state = {k: v.detach().cpu() if isinstance(v, torch.Tensor) else v for k, v in state.items()}
-    write_atomic(path/'weights.pt', lambda p: torch.save(state, p))
-    write_text_atomic(path/'config.json', json.dumps(meta, indent=2, sort_keys=True))
+    text = json.dumps({'kind': kind, 'diffaug_version': diffaug.__version__, 'config': config}, indent=2, sort_keys=True)  # fails before any write if not JSON
+    w = _write_temp(path/'weights.pt', lambda p: torch.save(state, p))
+    try:
+        meta = {'kind': kind, 'diffaug_version': diffaug.__version__, 'weights_sha256': _sha256(w), 'config': config}
+        write_files_atomic({path/'weights.pt': lambda p: os.replace(w, p),
+                            path/'config.json': lambda p: p.write_text(json.dumps(meta, indent=2, sort_keys=True))})
+    finally: w.unlink(missing_ok=True)
     return path
 
 def load_checkpoint(path:str|Path, # folder written by `save_checkpoint`
                     kind:str, # the kind expected
                    ) -> tuple[dict, dict]:
-    "Read and check `(config, state)` from a checkpoint folder."
-    path = Path(path)
-    if not (path/'config.json').exists():
-        raise FileNotFoundError(f"{path} is not a diffaug checkpoint: no config.json in it")
-    meta = json.loads((path/'config.json').read_text())
+    "Read and check `(config, state)` from a checkpoint folder: config, kind, version, then the weights' checksum."
+    path = Path(path).expanduser()
+    cfile, wfile = path/'config.json', path/'weights.pt'
+    if path.is_file(): raise NotADirectoryError(f"{str(path)!r} is a file; a diffaug checkpoint is a folder with config.json and weights.pt")
+    if not cfile.is_file(): raise FileNotFoundError(f"{str(path)!r} is not a diffaug checkpoint: no config.json in it")
+    try: meta = json.loads(cfile.read_text())
+    except UnicodeDecodeError: raise CheckpointError(f"{cfile} is not a text file; the checkpoint is damaged, save it again") from None
+    except json.JSONDecodeError as e:
+        what = 'empty' if not cfile.read_bytes().strip() else f"not valid JSON ({e.msg}, line {e.lineno})"
+        raise CheckpointError(f"{cfile} is {what}; the checkpoint is damaged (an interrupted copy?), save it again") from None
+    if not isinstance(meta, dict) or 'config' not in meta or 'kind' not in meta:
+        raise CheckpointError(f"{cfile} does not hold the kind and config diffaug writes (found a JSON {type(meta).__name__}); "
+                              f"is this a diffaug checkpoint?")
     if meta.get('kind') != kind:
         raise ValueError(f"{path} holds a {meta.get('kind')!r} checkpoint, not a {kind!r}; load it with the matching class")
     v = meta.get('diffaug_version', '0.0')
     if _major_minor(v)[0] != _major_minor(diffaug.__version__)[0] or _major_minor(v) > _major_minor(diffaug.__version__):
         raise ValueError(f"{path} was written by diffaug {v}, which is incompatible with the installed {diffaug.__version__}; "
                          f"install diffaug=={v} to load it")
-    state = torch.load(path/'weights.pt', map_location='cpu', weights_only=True)
+    if not wfile.is_file(): raise FileNotFoundError(f"{str(path)!r} has config.json but no weights.pt; copy the whole checkpoint folder")
+    want = meta.get('weights_sha256')  # absent in checkpoints written before diffaug 0.1.1
+    if want is not None and _sha256(wfile) != want:
+        raise CheckpointError(f"{wfile} does not match the checksum in config.json: the file is damaged, truncated or from "
+                              f"another checkpoint; save or copy the checkpoint again")
+    try: state = torch.load(wfile, map_location='cpu', weights_only=True)
+    except Exception as e:
+        raise CheckpointError(f"{wfile} cannot be read ({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else 'no detail'}); "
+                              f"the file is damaged or not a diffaug checkpoint") from None
+    if not isinstance(state, dict): raise CheckpointError(f"{wfile} holds a {type(state).__name__}, not the weights (a state_dict) diffaug writes")
     return meta['config'], state
 
 # %% ../nbs/01_io.ipynb #b5adac23

@@ -16,7 +16,7 @@ from fastai.learner import Learner
 from fastai.callback.core import Callback
 from fastai.callback.schedule import fit_one_cycle  # adds `Learner.fit_one_cycle`
 from fastai.optimizer import Adam
-from .core import make_generator, torch_seed
+from .core import make_generator, torch_seed, check_int, check_number
 
 # %% auto #0
 __all__ = ['Tensors', 'TensorDL', 'tensor_dls', 'BatchLossLog', 'EpochTimer', 'tensor_learner', 'fit_learner', 'EMA', 'Phase',
@@ -66,12 +66,14 @@ def tensor_dls(*ts:torch.Tensor, # aligned tensors (inputs, conditions, labels..
                device=None, # device batches are moved to (default: that of the first tensor)
                drop_last:bool=None, # drop the last incomplete training batch (default: when it is smaller than half a batch)
               ) -> DataLoaders:
-    "fastai `DataLoaders` over aligned tensors, with a seeded train/valid split."
+    "fastai `DataLoaders` over aligned tensors, with a seeded train/valid split (at least one validation row when `valid_pct > 0`)."
+    bs = check_int(bs, 'bs', min=1)
+    valid_pct = check_number(valid_pct, 'valid_pct', 0, 1, max_open=True)
     n = len(ts[0])
     perm = torch.randperm(n, generator=make_generator(random_state))
-    n_val = int(round(n * valid_pct)) if valid_pct else 0
+    n_val = max(1, int(round(n * valid_pct))) if valid_pct else 0
     vi, ti = perm[:n_val], perm[n_val:]
-    if len(ti) == 0: raise ValueError(f"no training rows left: {n} rows with valid_pct={valid_pct}")
+    if len(ti) == 0: raise ValueError(f"no training rows left: {n} rows with valid_pct={valid_pct}; give more rows or valid_pct=0")
     bs = min(bs, len(ti))
     if drop_last is None: drop_last = 0 < len(ti) % bs < bs // 2
     device = device if device is not None else ts[0].device
@@ -124,7 +126,8 @@ def fit_learner(learn:Learner, # from `tensor_learner`
                 reset_opt:bool=True, # start a fresh optimiser (False: keep its state from the previous fit)
                ) -> Learner:
     "Fit `learn` for `epochs`, quietly unless `progress`; the caller's global RNG state is left as it was."
-    lr = learn.lr if lr is None else lr
+    epochs = check_int(epochs, 'epochs', min=0)
+    lr = check_number(learn.lr if lr is None else lr, 'lr', min=0, min_open=True)
     dev = learn.dls.device
     with torch_seed(seed, dev if dev is not None and torch.device(dev).type == 'cuda' else None), warnings.catch_warnings():
         warnings.filterwarnings('ignore', message='Your generator is empty')  # no validation set, on purpose

@@ -5,8 +5,9 @@
 # %% ../nbs/03_schedule.ipynb #d5126eee
 from __future__ import annotations
 import math
+import numpy as np
 import torch
-from .core import append_dims, make_generator, randn
+from .core import append_dims, make_generator, randn, check_int
 
 # %% auto #0
 __all__ = ['Schedule', 'VPSchedule', 'VESchedule', 'schedule_from_config']
@@ -21,11 +22,18 @@ class Schedule:
     def n_steps(self) -> int: return len(self.a)
 
     def _check_t(self, t, x):
-        if not isinstance(t, torch.Tensor): t = torch.as_tensor(t)
+        "`t` as integer steps `(B,)` for the batch `x`: floats, strings and booleans are refused, never rounded."
+        if not isinstance(t, torch.Tensor):
+            a = None if isinstance(t, (str, bytes)) else np.asarray(t)
+            if a is None or a.dtype.kind not in 'iu':
+                hint = '; floats are refused rather than rounded, pass `int(t)` if that is what you mean' if a is not None and a.dtype.kind == 'f' else ''
+                raise TypeError(f"t must be integer diffusion steps (an int, or integer array / LongTensor), got {t!r:.60}{hint}")
+            t = torch.from_numpy(a.astype(np.int64))
+        elif t.dtype.is_floating_point or t.is_complex() or t.dtype == torch.bool:
+            raise TypeError(f"t must be integer steps (a LongTensor), not {t.dtype}; floats are refused rather than rounded")
         if t.ndim == 0: t = t.expand(x.shape[0])
         if t.ndim != 1 or t.shape[0] != x.shape[0]:
             raise ValueError(f"t must hold one step per sample: got {t.numel()} steps (shape {tuple(t.shape)}) for a batch of {x.shape[0]}")
-        if t.dtype.is_floating_point: raise TypeError("t must be integer steps (a LongTensor), not floats")
         return t
 
     def _table(self, name, x):
@@ -83,7 +91,7 @@ class Schedule:
 
     def sample_t(self, n:int, *, generator:torch.Generator|None=None, device=None, t_min:int=0, t_max:int|None=None) -> torch.Tensor:
         "`n` steps drawn uniformly from `t_min..t_max` (default: the whole schedule)."
-        t_max = self.n_steps - 1 if t_max is None else t_max
+        t_min, t_max = check_int(t_min, 't_min'), self.n_steps - 1 if t_max is None else check_int(t_max, 't_max')
         if not 0 <= t_min <= t_max < self.n_steps: raise ValueError(f"need 0 <= t_min <= t_max < {self.n_steps}, got {t_min}, {t_max}")
         dev = generator.device if generator is not None else (device or 'cpu')
         t = torch.randint(t_min, t_max + 1, (n,), generator=generator, device=dev)
