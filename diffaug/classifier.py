@@ -9,7 +9,7 @@ from torch import nn
 import torch.nn.functional as F
 from fastai.learner import Learner
 from fastai.metrics import accuracy
-from .core import as_labels, check_images, make_generator, Seeds, torch_seed
+from .core import as_labels, check_images, make_generator, Seeds, torch_seed, check_int, check_number, check_device
 from .io import save_checkpoint, load_checkpoint, load_state
 from .learner import tensor_learner, fit_learner, EpochTimer
 from .schedule import Schedule, VPSchedule, schedule_from_config
@@ -29,8 +29,8 @@ def check_denoiser(denoiser, # a `Denoiser`
     if not isinstance(denoiser, Denoiser):
         raise TypeError(f"denoiser must be a diffaug `Denoiser` (e.g. from `train_denoiser`), got {type(denoiser).__name__}")
     want = tuple(x.shape[1:])
-    if denoiser.prior is not None and tuple(denoiser.prior.mean.shape) != want:
-        raise ValueError(f"the denoiser was trained on images of shape {tuple(denoiser.prior.mean.shape)} but the data "
+    if denoiser.data_shape is not None and denoiser.data_shape != want:
+        raise ValueError(f"the denoiser was trained on images of shape {denoiser.data_shape} but the data "
                          f"has shape {want}; train a denoiser on this data with `train_denoiser(x)`")
     in_ch = getattr(denoiser.net, 'config', {}).get('in_ch')
     if in_ch is not None and in_ch != want[0]:
@@ -58,14 +58,18 @@ class DiffusionClassifier(nn.Module):
                  emb_dim:int=128, # time-embedding size
                  fusion:str='concat', # DA fusion: 'concat' ([x_t, x0_hat] channels) or 'two_branch'
                  dropout:float=0., # dropout before the linear head
+                 in_shape:tuple|None=None, # `(C, H, W)` of the training images: other shapes are refused (None: unchecked)
                 ):
         super().__init__()
         if kind not in KINDS: raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
         if fusion not in ('concat', 'two_branch'): raise ValueError(f"fusion must be 'concat' or 'two_branch', got {fusion!r}")
         if n_classes < 2: raise ValueError(f"n_classes must be at least 2, got {n_classes}")
         trunk = trunk if trunk != 'auto' else ('cnn' if size < 32 else 'resnet18')
+        self.in_shape = tuple(int(s) for s in in_shape) if in_shape is not None else None
+        if self.in_shape is not None and (len(self.in_shape) != 3 or self.in_shape[0] != in_ch):
+            raise ValueError(f"in_shape must be (C, H, W) with C = in_ch = {in_ch}, got {in_shape}")
         self.config = dict(in_ch=in_ch, n_classes=n_classes, kind=kind, size=size, trunk=trunk, width=width,
-                           emb_dim=emb_dim, fusion=fusion, dropout=dropout)
+                           emb_dim=emb_dim, fusion=fusion, dropout=dropout, in_shape=list(self.in_shape) if self.in_shape else None)
         self.kind, self.n_classes, self.in_ch = kind, n_classes, in_ch
         two = kind == 'da' and fusion == 'two_branch'
         n_in = 2 * in_ch if kind == 'da' and not two else in_ch
@@ -80,10 +84,14 @@ class DiffusionClassifier(nn.Module):
     def _inputs(self, x, t, x0):
         if x.ndim != 4 or x.shape[1] != self.in_ch:
             raise ValueError(f"this classifier expects images (B, {self.in_ch}, H, W), got {tuple(x.shape)}")
+        if self.in_shape is not None and tuple(x.shape[1:]) != self.in_shape:
+            raise ValueError(f"this classifier was trained on images of shape {self.in_shape}, got {tuple(x.shape[1:])}; "
+                             f"resize the images or train a classifier on this size")
         if self.kind == 'plain': return [x], None
         if t is None: raise ValueError(f"a {self.kind!r} classifier needs the diffusion step t of its input: model(x_t, t"
                                        f"{', x0_hat' if self.kind == 'da' else ''})")
-        if not isinstance(t, torch.Tensor) or t.ndim == 0: t = torch.full((len(x),), int(t), device=x.device, dtype=torch.long)
+        if not isinstance(t, torch.Tensor) or t.ndim == 0: t = torch.full((len(x),), check_int(t, 't', min=0), device=x.device, dtype=torch.long)
+        elif t.is_floating_point(): raise TypeError(f"t must be integer steps (a LongTensor), not {t.dtype}")
         e = self.t_emb(t.to(x.device)).to(x.dtype)
         if self.kind == 'noisy': return [x], e
         if x0 is None: raise ValueError("a 'da' classifier needs the denoised estimate: model(x_t, t, x0_hat)")
@@ -200,22 +208,30 @@ def fit_classifier(x, # training images `(N, C, H, W)` in [-1, 1]
     "Train a plain, DiffAug, noisy or DA classifier on images `x` with labels `y`; returns the fastai `Learner`."
     if removed: raise TypeError(_removed_message(removed))
     if mode not in MODES: raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    epochs, bs = check_int(epochs, 'epochs', min=0), check_int(bs, 'bs', min=1)
+    lr, wd = check_number(lr, 'lr', min=0, min_open=True), check_number(wd, 'wd', min=0)
+    valid_pct = check_number(valid_pct, 'valid_pct', 0, 1, max_open=True)
+    random_state = check_int(random_state, 'random_state', min=0)
+    if model_kw is not None and not isinstance(model_kw, dict): raise TypeError(f"model_kw must be a dict of DiffusionClassifier settings, got {type(model_kw).__name__}")
+    if schedule is not None and not isinstance(schedule, Schedule): raise TypeError(f"schedule must be a diffaug Schedule, got {type(schedule).__name__}")
     x = check_images(x)
     y = as_labels(y, len(x))
-    n_classes = int(y.max()) + 1 if n_classes is None else int(n_classes)
+    n_classes = int(y.max()) + 1 if n_classes is None else check_int(n_classes, 'n_classes', min=2)
     if y.max() >= n_classes: raise ValueError(f"y has label {int(y.max())} but n_classes={n_classes}; labels must be 0..n_classes-1")
     if n_classes < 2: raise ValueError("y holds a single class; a classifier needs at least 2")
     if mode in ('diffaug', 'da') and denoiser is None:
         raise ValueError(f"mode={mode!r} needs a denoiser trained on this data: `den = train_denoiser(x)` then "
                          f"`fit_classifier(x, y, mode={mode!r}, denoiser=den)`")
     if denoiser is not None: check_denoiser(denoiser, x)
-    device = torch.device(device) if device is not None else x.device
+    device = check_device(device) if device is not None else x.device
     schedule = denoiser.schedule if denoiser is not None else (schedule or VPSchedule())
+    if isinstance(t_max, str) and t_max != 'auto': raise ValueError(f"t_max must be 'auto', None or a step, got {t_max!r}")
     if t_max == 'auto': t_max = DIFFAUG_T_MAX if mode == 'diffaug' else None
-    if t_max is None: t_max = schedule.n_steps - 1
+    t_max = schedule.n_steps - 1 if t_max is None else check_int(t_max, 't_max', 0, schedule.n_steps - 1)
     seeds = Seeds(random_state)
     with torch_seed(seeds.seed('init')):
-        model = DiffusionClassifier(x.shape[1], n_classes, 'plain' if mode == 'diffaug' else mode, size=min(x.shape[2:]), **(model_kw or {}))
+        model = DiffusionClassifier(x.shape[1], n_classes, 'plain' if mode == 'diffaug' else mode, size=min(x.shape[2:]),
+                                    **{'in_shape': tuple(x.shape[1:]), **(model_kw or {})})
     mcbs = []
     if mode == 'diffaug': mcbs.append(DiffAugCB(denoiser, t_max=t_max, random_state=seeds.seed('views')))
     if mode in ('noisy', 'da'): mcbs.append(DiffuseCB(mode, schedule, denoiser, random_state=seeds.seed('noise'), t_max=t_max))
@@ -252,6 +268,11 @@ def predict_proba(learn, # a Learner from `fit_classifier` (or any classifier Le
     model = model_of(learn)
     kind = getattr(model, 'kind', 'plain')
     x = check_images(x)
+    bs = check_int(bs, 'bs', min=1)
+    if ensemble:
+        if isinstance(steps, (str, bytes)) or not hasattr(steps, '__len__') or len(steps) == 0:
+            raise ValueError(f"steps must be a non-empty sequence of diffusion steps for the ensemble, got {steps!r}")
+        steps = [check_int(s, 'each of steps', min=0) for s in steps]
     den = denoiser if denoiser is not None else getattr(learn, 'denoiser', None)
     sch = schedule or getattr(learn, 'schedule', None) or (den.schedule if den is not None else None)
     p = next(model.parameters())

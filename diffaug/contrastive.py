@@ -13,7 +13,7 @@ from torch import nn
 from fastcore.basics import patch
 from fastai.learner import Learner
 from fastai.callback.core import Callback
-from .core import as_tensor, make_generator, Seeds, torch_seed
+from .core import as_tensor, make_generator, Seeds, torch_seed, check_int, check_number, check_device, check_channels_first
 from .io import save_checkpoint, load_checkpoint, load_state
 from .learner import tensor_learner, fit_learner, BatchLossLog, Phase, run_phases
 from .scorenet import Denoiser, train_denoiser
@@ -147,6 +147,27 @@ class GeneratorSettings:
 
 _AUGMENTS, _LOSSES = ('diffaug', 'knnmix'), {'soft': SoftContrastiveLoss, 'ntxent': NTXentLoss}
 
+def _check_epochs(epochs, augment):
+    "None, a positive whole number, or three whole numbers `(E1, M, E2)` (E1 and, for DiffAug, M and E2 positive)."
+    if epochs is None: return None
+    if isinstance(epochs, (tuple, list)):
+        if len(epochs) != 3: raise ValueError(f"epochs must be None, a number, or three numbers (E1, M, E2), got {epochs!r}")
+        e1, em, e2 = (check_int(e, f"epochs[{i}] ({n})", min=0) for i, (e, n) in enumerate(zip(epochs, ('E1', 'M', 'E2'))))
+        if e1 < 1: raise ValueError(f"epochs[0] (E1) must be at least 1, got {e1}")
+        if augment == 'diffaug' and (em < 1 or e2 < 1):
+            raise ValueError(f"with augment='diffaug' the generator phase M and the E2 phase need at least 1 epoch each, got "
+                             f"epochs={tuple(epochs)}; use augment='knnmix' for the encoder alone")
+        return (e1, em, e2)
+    return check_int(epochs, 'epochs', min=1)
+
+def _check_generator(g:GeneratorSettings) -> GeneratorSettings:
+    "Settings of the generator, checked field by field."
+    if g.sampler not in ('ddim', 'ddpm'): raise ValueError(f"generator sampler must be 'ddim' or 'ddpm', got {g.sampler!r}")
+    return GeneratorSettings(bs=check_int(g.bs, 'generator bs', min=1), lr=check_number(g.lr, 'generator lr', min=0, min_open=True),
+                             sampler=g.sampler, steps=check_int(g.steps, 'generator steps', min=1),
+                             n_views=check_int(g.n_views, 'generator n_views', min=1),
+                             refresh_every=None if g.refresh_every is None else check_int(g.refresh_every, 'generator refresh_every', min=1))
+
 def _param_copy(m): return {k: v.detach().clone() for k, v in m.state_dict().items()}
 
 class DiffAug:
@@ -154,7 +175,7 @@ class DiffAug:
     def __init__(self, n_latent:int=50, # size of the embedding z
                  augment:str='diffaug', # 'diffaug' (E-M-E) or 'knnmix' (ordinary views only, the baseline)
                  loss:str='soft', # 'soft' (DiffAug's soft contrastive loss) or 'ntxent' (SimCLR)
-                 epochs:int|tuple|None=None, # None: by data size; N: N encoder epochs per E phase; or `(E1, M, E2)`
+                 epochs:int|tuple|None=None, # None: by data size; N: at most N epochs in every phase (N per E phase); or `(E1, M, E2)`
                  rounds:int=1, # number of M -> E2 rounds
                  lam:float=0.184, # probability that an E2 view is a generated one
                  bs:int|None=None, # encoder batch size (default `min(500, ceil(N/2))`)
@@ -171,21 +192,24 @@ class DiffAug:
                 ):
         if augment not in _AUGMENTS: raise ValueError(f"augment must be one of {_AUGMENTS}, got {augment!r}")
         if loss not in _LOSSES: raise ValueError(f"loss must be one of {tuple(_LOSSES)}, got {loss!r}")
-        if not 0 <= lam <= 1: raise ValueError(f"lam must be a probability in [0, 1], got {lam}")
-        if not isinstance(rounds, int) or rounds < 1: raise ValueError(f"rounds must be a positive integer, got {rounds!r}")
-        if epochs is not None and not (isinstance(epochs, int) and epochs > 0) and not (
-                isinstance(epochs, (tuple, list)) and len(epochs) == 3 and all(isinstance(e, int) and e >= 0 for e in epochs)):
-            raise ValueError(f"epochs must be None, a positive integer or a tuple (E1, M, E2) of integers, got {epochs!r}")
+        n_latent, rounds, k, n_pcs = (check_int(n_latent, 'n_latent', min=1), check_int(rounds, 'rounds', min=1),
+                                      check_int(k, 'k', min=1), check_int(n_pcs, 'n_pcs', min=1))
+        lam, lr, wd = check_number(lam, 'lam', 0, 1), check_number(lr, 'lr', min=0, min_open=True), check_number(wd, 'wd', min=0)
+        bs = None if bs is None else check_int(bs, 'bs', min=2)
+        random_state = check_int(random_state, 'random_state', min=0)
+        epochs = _check_epochs(epochs, augment)
+        if encoder_kw is not None and not isinstance(encoder_kw, dict): raise TypeError(f"encoder_kw must be a dict, got {type(encoder_kw).__name__}")
         if isinstance(generator, dict):
             unknown = set(generator) - set(GeneratorSettings.__dataclass_fields__)
             if unknown: raise ValueError(f"unknown generator settings {sorted(unknown)}; known: {list(GeneratorSettings.__dataclass_fields__)}")
             generator = GeneratorSettings(**generator)
-        self.gen_settings = generator or GeneratorSettings()
-        if self.gen_settings.sampler not in ('ddim', 'ddpm'): raise ValueError(f"generator sampler must be 'ddim' or 'ddpm', got {self.gen_settings.sampler!r}")
+        if generator is not None and not isinstance(generator, GeneratorSettings):
+            raise TypeError(f"generator must be a GeneratorSettings or a dict of its fields, got {type(generator).__name__}")
+        self.gen_settings = _check_generator(generator or GeneratorSettings())
         self.config = dict(n_latent=n_latent, augment=augment, loss=loss, epochs=list(epochs) if isinstance(epochs, (tuple, list)) else epochs,
                            rounds=rounds, lam=lam, bs=bs, lr=lr, wd=wd, keep_opt=keep_opt, k=k, n_pcs=n_pcs,
                            generator=asdict(self.gen_settings), encoder_kw=encoder_kw or {}, random_state=random_state)
-        self.device = torch.device(device) if device is not None else torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+        self.device = check_device(device) if device is not None else torch.device('cuda' if torch.cuda.is_available() else 'cpu')
         self.progress = progress
         self.model = self.generator = self.scaler = self.bank = None
         self.history, self.phase_times = None, {}
@@ -198,8 +222,10 @@ class DiffAug:
 def prepare(self:DiffAug, x):
     "Check `x`, fit the scaler and build the ordinary view maker; returns `(scaled data on the device, views)`."
     c = self.config
+    if getattr(x, 'ndim', None) == 4: check_channels_first(tuple(x.shape), 'x')
     x = as_tensor(x, 'x', ndim=(2, 4))
     n = len(x)
+    if x[0].numel() == 0: raise ValueError(f"x has no features: shape {tuple(x.shape)}; DiffAug needs at least one")
     if n < max(c['k'] + 1, 4):
         raise ValueError(f"x has {n} rows; DiffAug needs at least max(k + 1, 4) = {max(c['k'] + 1, 4)} "
                          f"(kNN-mix uses k={c['k']} neighbours); give more data or lower k")
@@ -212,9 +238,8 @@ def prepare(self:DiffAug, x):
     else:
         if x.abs().max() > 1.5: raise ValueError("images must be scaled to [-1, 1] first (e.g. `x / 127.5 - 1`)")
         self.scaler, xs, kind, views = None, x, 'resnet18', ImageViews()
-    e = c['epochs']
-    e1, em, e2 = (auto_epochs(n, bs, self.gen_settings.bs) if e is None else (e, auto_epochs(n, bs, self.gen_settings.bs)[1], e)
-                  if isinstance(e, int) else tuple(e))
+    e, auto = c['epochs'], auto_epochs(n, bs, self.gen_settings.bs)
+    e1, em, e2 = auto if e is None else (e, min(e, auto[1]), e) if isinstance(e, int) else tuple(e)  # N bounds every phase
     if c['augment'] == 'knnmix': e1, em, e2 = e1 + c['rounds'] * e2, 0, 0
     self.in_shape, self.kind, self.bs_, self.epochs_ = tuple(x.shape[1:]), kind, bs, (e1, em, e2)
     return xs.to(self.device), views

@@ -11,7 +11,7 @@ from fastprogress.fastprogress import progress_bar
 
 # %% auto #0
 __all__ = ['append_dims', 'make_generator', 'randn', 'Seeds', 'torch_seed', 'as_tensor', 'as_labels', 'check_int', 'check_number',
-           'check_device', 'check_images', 'progress']
+           'check_device', 'check_channels_first', 'check_images', 'progress']
 
 # %% ../nbs/00_core.ipynb #2c8b4cd9
 def append_dims(x:torch.Tensor, # per-sample values, shape `(B,)`
@@ -136,7 +136,7 @@ def as_labels(y, # integer labels, array-like
     if len(a) and a.min() < 0: raise ValueError(f"{name} has negative labels; labels must be 0..n_classes-1")
     return torch.as_tensor(a.astype(np.int64))
 
-# %% ../nbs/00_core.ipynb #d9f02491
+# %% ../nbs/00_core.ipynb #89e4f1f5
 def _plain(v):
     "A Python scalar from numpy scalars and one-element tensors; anything else unchanged."
     if isinstance(v, torch.Tensor) and v.numel() == 1 and v.ndim == 0: return v.item()
@@ -195,6 +195,15 @@ def check_device(device, # a device name, a `torch.device`, or None
     return d
 
 # %% ../nbs/00_core.ipynb #5d8373e8
+def check_channels_first(shape:tuple, # shape of an image batch
+                         name:str='x', # what to call it in error messages
+                        ):
+    "Refuse a batch that looks channels-last `(N, H, W, C)` (C of 1, 3 or 4 last, larger sides in the middle)."
+    if len(shape) == 4 and shape[-1] in (1, 3, 4) and shape[1] not in (1, 3, 4) and min(shape[1:3]) > 4:
+        raise ValueError(f"{name} looks channels-last: shape {tuple(shape)} is (N, H, W, C) with C={shape[-1]}, but images must be "
+                         f"(N, C, H, W); move the channel axis first, e.g. `{name}.permute(0, 3, 1, 2)` "
+                         f"(numpy: `{name}.transpose(0, 3, 1, 2)`)")
+
 def check_images(x, # images, array-like `(N, C, H, W)`
                  name:str='x', # what to call them in error messages
                 ) -> torch.Tensor:
@@ -203,10 +212,7 @@ def check_images(x, # images, array-like `(N, C, H, W)`
     if len(shape) != 4:
         raise ValueError(f"{name} must be images of shape (N, C, H, W), got shape {shape}; "
                          f"add the channel axis, e.g. `{name}.reshape(-1, 1, 8, 8)` for 8x8 grey images")
-    if shape[-1] in (1, 3, 4) and shape[1] not in (1, 3, 4) and min(shape[1:3]) > 4:
-        raise ValueError(f"{name} looks channels-last: shape {shape} is (N, H, W, C) with C={shape[-1]}, but images must be "
-                         f"(N, C, H, W); move the channel axis first, e.g. `{name}.permute(0, 3, 1, 2)` "
-                         f"(numpy: `{name}.transpose(0, 3, 1, 2)`)")
+    check_channels_first(shape, name)
     dt = getattr(x, 'dtype', None)
     if dt is not None and str(dt).replace('torch.', '') == 'bool':
         raise TypeError(f"{name} is a boolean array, not images; convert masks to floats in [-1, 1] first, e.g. `{name} * 2. - 1`")

@@ -148,6 +148,7 @@ def _matrix_from(adata, layer, use_rep):
     else:
         m, name = adata.X, 'adata.X'
         if m is None: raise ValueError("adata.X is None; choose a matrix with `layer=` or `use_rep=`")
+        if adata.isbacked: m = m[:]  # a backed X (h5py dataset or backed sparse matrix) is read into memory here
     if isinstance(m, pd.DataFrame): m = m.to_numpy()
     return m, name
 
@@ -192,12 +193,19 @@ def adata_to_tensor(adata:anndata.AnnData, # cells x genes
 # %% ../nbs/06_data.ipynb #8b1b6af3
 def read_h5ad(path:str|Path, # path to an `.h5ad` file
              ) -> anndata.AnnData:
-    "Read an `.h5ad` file, with a clear error when it is missing."
+    "Read an `.h5ad` file, with a clear error when it is missing, not HDF5, or damaged."
     p = Path(path).expanduser()
     if not p.is_file():
         raise FileNotFoundError(f"no .h5ad file at {str(p)!r}" + (" (it is a folder)" if p.is_dir() else "")
                                 + "; check the path, or write one with `adata.write_h5ad(path)`")
-    return anndata.read_h5ad(p)
+    with open(p, 'rb') as f: head = f.read(8)
+    if head != b'\x89HDF\r\n\x1a\n':
+        what = 'an empty file' if not head else f"a file starting with {head!r}"
+        raise ValueError(f"{str(p)!r} is not an HDF5/h5ad file ({what}); .h5ad files are written by `adata.write_h5ad`")
+    try: return anndata.read_h5ad(p)
+    except Exception as e:
+        raise ValueError(f"{str(p)!r} is an HDF5 file but not a readable AnnData ({type(e).__name__}: {str(e)[:200]}); "
+                         f"is it truncated, or written by another tool?") from None
 
 # %% ../nbs/06_data.ipynb #39dff842
 def _u8_images(a:np.ndarray) -> torch.Tensor:

@@ -11,7 +11,7 @@ from torch import nn
 import torch.nn.functional as F
 from fastcore.basics import patch
 from fastai.callback.core import Callback
-from .core import append_dims, as_tensor, make_generator, Seeds, torch_seed
+from .core import append_dims, as_tensor, make_generator, Seeds, torch_seed, check_int, check_number, check_device, check_channels_first
 from .io import save_checkpoint, load_checkpoint, load_state, diff_config
 from .learner import tensor_learner, fit_learner, EMA
 from .schedule import Schedule, VPSchedule, VESchedule, schedule_from_config
@@ -194,12 +194,21 @@ class Denoiser(nn.Module):
                  schedule:Schedule, # `VPSchedule` or `VESchedule`
                  prior:GaussianPrior|None=None, # optional closed-form skip path (the net predicts the residual)
                  scale_input:bool=True, # feed the net `x_t / sqrt(a_t^2 + s_t^2)` (ignored with a prior)
+                 data_shape:tuple|None=None, # shape of one sample it was trained on (default: the prior's; None: unchecked)
                 ):
         super().__init__()
         self.net, self.schedule, self.prior, self.scale_input = net, schedule, prior, scale_input
+        if data_shape is None and prior is not None: data_shape = tuple(prior.mean.shape)
+        self.data_shape = tuple(int(s) for s in data_shape) if data_shape is not None else None
+
+    def _check_x(self, x_t):
+        if self.data_shape is not None and tuple(x_t.shape[1:]) != self.data_shape:
+            raise ValueError(f"this denoiser was trained on samples of shape {self.data_shape}, got {tuple(x_t.shape[1:])}; "
+                             f"train one on this data with `train_denoiser(x)`")
 
     def eps(self, x_t:torch.Tensor, t, cond:torch.Tensor|None=None) -> torch.Tensor:
         "Predicted noise at steps `t`."
+        self._check_x(x_t)
         sch = self.schedule
         a, s = sch.coef('a', t, x_t), sch.coef('s', t, x_t)
         t = sch._check_t(t, x_t).to(x_t.device)
@@ -223,7 +232,8 @@ class Denoiser(nn.Module):
     def config(self) -> dict:
         "Everything needed to rebuild this denoiser (weights apart)."
         return {'net': self.net.config, 'schedule': self.schedule.config(), 'scale_input': self.scale_input,
-                'prior_shape': list(self.prior.mean.shape) if self.prior is not None else None}
+                'prior_shape': list(self.prior.mean.shape) if self.prior is not None else None,
+                'data_shape': list(self.data_shape) if self.data_shape is not None else None}
 
 # %% ../nbs/04_scorenet.ipynb #1b861ba8
 class EpsModel(nn.Module):
@@ -331,8 +341,20 @@ def train_denoiser(x, # clean training data, `(N, D)` vectors or `(N, C, H, W)` 
                    cbs:list|None=None, # extra fastai callbacks
                   ) -> Denoiser:
     "Train an eps-prediction denoiser on `x` with fastai and return its EMA copy."
+    check_channels_first(tuple(getattr(x, 'shape', ())), 'x')
     x = as_tensor(x, 'x', ndim=(2, 4), min_rows=2)
-    device = torch.device(device) if device is not None else x.device
+    if x[0].numel() == 0: raise ValueError(f"x has no features: shape {tuple(x.shape)}")
+    epochs, bs = check_int(epochs, 'epochs', min=0), check_int(bs, 'bs', min=1)
+    lr, wd = check_number(lr, 'lr', min=0, min_open=True), check_number(wd, 'wd', min=0)
+    ema = check_number(ema, 'ema', 0, 1, max_open=True)
+    valid_pct = check_number(valid_pct, 'valid_pct', 0, 1, max_open=True)
+    random_state = check_int(random_state, 'random_state', min=0)
+    device = check_device(device) if device is not None else x.device
+    if net is not None and not isinstance(net, nn.Module): raise TypeError(f"net must be a torch module, got {type(net).__name__}")
+    if schedule is not None and not isinstance(schedule, Schedule):
+        raise TypeError(f"schedule must be a diffaug Schedule (e.g. `VPSchedule()`), got {type(schedule).__name__}")
+    if isinstance(prior, GaussianPrior) and tuple(prior.mean.shape) != tuple(x.shape[1:]):
+        raise ValueError(f"prior has shape {tuple(prior.mean.shape)} but the samples of x have shape {tuple(x.shape[1:])}")
     if cond is not None:
         cond = as_tensor(cond, 'cond', ndim=2)
         if len(cond) != len(x): raise ValueError(f"cond has {len(cond)} rows for {len(x)} samples")
@@ -344,7 +366,7 @@ def train_denoiser(x, # clean training data, `(N, D)` vectors or `(N, C, H, W)` 
         prior = GaussianPrior.from_data(x)
     seeds = Seeds(random_state)
     with torch_seed(seeds.seed('init')): net = net if net is not None else default_net(x, 0 if cond is None else cond.shape[1])
-    den = Denoiser(net, schedule, prior=prior).to(device)
+    den = Denoiser(net, schedule, prior=prior, data_shape=tuple(x.shape[1:])).to(device)
     cbs = [DiffusionCB(schedule, random_state=seeds.seed('noise'))] + ([EMA(ema)] if ema else []) + list(cbs or [])
     learn = tensor_learner((x,) if cond is None else (x, cond), EpsModel(den), F.mse_loss, bs=bs, valid_pct=valid_pct,
                            random_state=seeds.seed('data'), device=device, wd=wd, cbs=cbs)
@@ -368,7 +390,7 @@ def save(self:Denoiser, path):
 def load_weights(self:Denoiser, path):
     "Load weights saved by `save` into this denoiser; the configs must match."
     cfg, state = load_checkpoint(path, 'Denoiser')
-    diff = diff_config(cfg, self.config())
+    diff = [d for d in diff_config(cfg, self.config()) if not (d.startswith('data_shape:') and cfg.get('data_shape') is None)]  # older checkpoints
     if diff: raise ValueError(f"checkpoint {path} was saved from a different config:\n  " + "\n  ".join(diff))
     return load_state(self, state, f'checkpoint {path}')
 
@@ -378,7 +400,8 @@ def from_config(cls:Denoiser, cfg:dict):
     prior = None
     if cfg['prior_shape'] is not None:
         shp = tuple(cfg['prior_shape']); prior = GaussianPrior(torch.zeros(shp), torch.ones(shp))
-    return cls(net_from_config(cfg['net']), schedule_from_config(cfg['schedule']), prior=prior, scale_input=cfg['scale_input'])
+    return cls(net_from_config(cfg['net']), schedule_from_config(cfg['schedule']), prior=prior, scale_input=cfg['scale_input'],
+               data_shape=cfg.get('data_shape'))
 
 @patch(cls_method=True)
 def load(cls:Denoiser, path, device='cpu'):

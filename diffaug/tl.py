@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import anndata
 import diffaug
-from .io import write_atomic
+from .io import write_atomic, check_output_file
 from .data import adata_to_tensor, read_h5ad
 from .contrastive import DiffAug
 
@@ -44,10 +44,10 @@ def embed(adata:anndata.AnnData, # cells x genes
         raise TypeError(f"embed expects an anndata.AnnData, got {type(adata).__name__}; use `DiffAug().fit(x)` for arrays")
     if not isinstance(key_added, str) or not key_added: raise ValueError(f"key_added must be a non-empty string, got {key_added!r}")
     _check_settings(kwargs)
-    model = DiffAug(**kwargs)
+    model = DiffAug(**kwargs)  # checks the settings before any work
     x, _, _ = adata_to_tensor(adata, layer=layer, use_rep=use_rep)
     z = model.fit(x).transform(x)
-    if copy: adata = adata.copy()
+    if copy: adata = adata.to_memory() if adata.isbacked else adata.copy()  # a backed AnnData cannot `copy()` without a new file
     adata.obsm[key_added] = z
     params = dict(model.config, layer=layer, use_rep=use_rep, key_added=key_added, device=str(model.device), epochs_run=list(model.epochs_),
                   diffaug_version=diffaug.__version__)
@@ -60,11 +60,10 @@ def embed_file(input:str|Path, # `.h5ad` file to read
                **kwargs, # everything `embed` takes: `layer`, `use_rep`, `key_added` and the settings of `DiffAug`
               ) -> Path:
     "Read `input`, run `embed` on it and write the result to `out`; returns the output path."
-    out = Path(out).expanduser()
-    if out.suffix != '.h5ad': raise ValueError(f"out must be an .h5ad path, got {str(out)!r}")
-    if not out.parent.exists(): raise FileNotFoundError(f"the folder {str(out.parent)!r} for the output does not exist; create it first")
+    out = check_output_file(out, '.h5ad', 'out')  # before any work: the folder exists and takes a new file
     if 'copy' in kwargs: raise TypeError("embed_file writes a new file; `copy` does not apply")
     _check_settings({k: v for k, v in kwargs.items() if k not in ('layer', 'use_rep', 'key_added')})
+    DiffAug(**{k: v for k, v in kwargs.items() if k not in ('layer', 'use_rep', 'key_added')})  # checks the settings
     adata = read_h5ad(input)
     embed(adata, **kwargs)
     write_atomic(out, lambda p: adata.write_h5ad(p))
