@@ -35,9 +35,11 @@ def _parser():
     from diffaug.report import DEMO_PARTS
     from diffaug.tl import embed
     from diffaug.contrastive import DiffAug
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument('--debug', action='store_true', help='show the full Python traceback of an error')
     p = argparse.ArgumentParser(prog='diffaug', description='Diffusion-based augmentation: DiffAug contrastive learning and denoising-assisted classifiers.')
     sub = p.add_subparsers(dest='command', metavar='COMMAND')
-    d = sub.add_parser('demo', help='run the main job on shipped data and write a report folder',
+    d = sub.add_parser('demo', parents=[common], help='run the main job on shipped data and write a report folder',
                        description='Run diffaug end to end on data that ships with the installed packages and write '
                                    'report.md with figures into the output folder.')
     d.add_argument('--out', default='diffaug-demo', help='output folder (default: diffaug-demo)')
@@ -46,7 +48,7 @@ def _parser():
     d.add_argument('--no-progress', action='store_true', help='hide progress bars')
     d.add_argument('--parts', nargs='+', default=None, choices=list(DEMO_PARTS), help='run only these parts')
     d.add_argument('--seed', type=int, default=0, help='random seed (default 0)')
-    e = sub.add_parser('embed', help='DiffAug embedding of an .h5ad file (writes obsm["X_diffaug"])',
+    e = sub.add_parser('embed', parents=[common], help='DiffAug embedding of an .h5ad file (writes obsm["X_diffaug"])',
                        description='Train a DiffAug encoder on the cells of INPUT.h5ad and write the file with '
                                    'obsm["X_diffaug"] and uns["X_diffaug"]["params"] added to --out. The options are '
                                    'those of diffaug.tl.embed and diffaug.contrastive.DiffAug.')
@@ -57,11 +59,7 @@ def _parser():
     add_api_options(e, DiffAug, skip=('progress',))
     return p
 
-def main(argv:list|None=None):
-    "Entry point of the `diffaug` console command."
-    args = vars(_parser().parse_args(argv))
-    cmd = args.pop('command', None)
-    if cmd is None: _parser().print_help(); return 0
+def _run(cmd, args):
     if cmd == 'demo':
         from diffaug.report import run_demo
         run_demo(args['out'], quick=args['quick'], device=args['device'], progress=not args['no_progress'], parts=args['parts'],
@@ -69,10 +67,28 @@ def main(argv:list|None=None):
     elif cmd == 'embed':
         from diffaug.tl import embed_file
         inp, out, quiet = args.pop('input'), args.pop('out'), args.pop('no_progress')
-        try: print(f"wrote {embed_file(inp, out, progress=not quiet, **args)}")
-        except (ValueError, TypeError, FileNotFoundError) as e:  # bad input: say what and how to fix it, no traceback
-            print(f"diffaug embed: error: {e}", file=sys.stderr)
-            return 2
+        print(f"wrote {embed_file(inp, out, progress=not quiet, **args)}")
+
+def _one_line(e:BaseException) -> str:
+    "The message of `e` on one line (a message of several lines is joined with '; ')."
+    return '; '.join(l.strip() for l in str(e).splitlines() if l.strip()) or type(e).__name__
+
+def main(argv:list|None=None) -> int:
+    "Entry point of the `diffaug` console command: exit code 0, 2 for bad input (one line on stderr), 1 for anything else."
+    args = vars(_parser().parse_args(argv))
+    cmd, debug = args.pop('command', None), args.pop('debug', False)
+    if cmd is None: _parser().print_help(); return 0
+    try: _run(cmd, args)
+    except KeyboardInterrupt:
+        if debug: raise
+        print(f"diffaug {cmd}: interrupted; no output file was left half-written", file=sys.stderr); return 130
+    except (ValueError, TypeError, OSError) as e:  # bad input: what is wrong and how to fix it, no traceback
+        if debug: raise
+        print(f"diffaug {cmd}: error: {_one_line(e)}", file=sys.stderr); return 2
+    except Exception as e:  # a failure that is not the input's fault: one line, and how to see more
+        if debug: raise
+        print(f"diffaug {cmd}: internal error ({type(e).__name__}): {_one_line(e)}; rerun with --debug for the traceback "
+              f"and report it", file=sys.stderr); return 1
     return 0
 
 if __name__ == '__main__' and '__file__' in globals(): sys.exit(main())  # not when run inside the notebook

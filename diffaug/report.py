@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 import torch
 import diffaug
-from .io import write_atomic, write_text_atomic
+from .io import write_atomic, write_text_atomic, check_output_folder
+from .core import check_device, check_int
 
 # %% auto #0
 __all__ = ['DEMO_CLASSIFY', 'DEMO_CLASSIFY_QUICK', 'DEMO_PARTS', 'savefig', 'md_table', 'demo_diffusion', 'demo_contrastive',
@@ -230,11 +231,13 @@ def run_demo(out:str|Path='diffaug-demo', # output folder
              random_state:int=0, # seed
             ) -> Path:
     "Run the demo parts and write `report.md` with their figures into `out`."
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
-    device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
+    out = check_output_folder(out, 'out')  # everything is checked before any work
+    device = str(check_device(device)) if device is not None else ('cuda' if torch.cuda.is_available() else 'cpu')
+    random_state = check_int(random_state, 'random_state (--seed)', min=0)
     parts = parts or list(DEMO_PARTS)
     unknown = [p for p in parts if p not in DEMO_PARTS]
     if unknown: raise ValueError(f"unknown demo parts {unknown}; choose from {list(DEMO_PARTS)}")
+    out.mkdir(parents=True, exist_ok=True)
     t0, sections = time.time(), []
     for p in parts: sections.append(DEMO_PARTS[p](out, quick=quick, device=device, progress=progress, random_state=random_state))
     head = (f"# diffaug demo\n\ndiffaug {diffaug.__version__}, torch {torch.__version__}, device {device}, "
