@@ -56,7 +56,7 @@ def write_text_atomic(path:str|Path, # file to (over)write
     "`Path.write_text`, atomically."
     return write_atomic(path, lambda p: p.write_text(text))
 
-# %% ../nbs/01_io.ipynb #a5b4f2dc
+# %% ../nbs/01_io.ipynb #4e627485
 def _probe_folder(folder:Path, what:str):
     "Create and remove a temporary file in `folder`, turning a failure into an error that names `what`."
     try:

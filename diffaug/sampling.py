@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import numpy as np
 import torch
-from .core import append_dims, randn, progress as _progress
+from .core import append_dims, randn, check_int, progress as _progress
 from .schedule import Schedule
 from .scorenet import Denoiser
 
@@ -28,7 +28,9 @@ def posterior_coefs(schedule:Schedule) -> tuple[torch.Tensor, torch.Tensor, torc
 def _prep(denoiser, shape, cond, x_T, generator):
     p = next(denoiser.parameters(), None)
     like = torch.empty(0, device=p.device if p is not None else 'cpu', dtype=p.dtype if p is not None else torch.float32)
-    shape = tuple(shape)
+    if isinstance(shape, (int, str)) or not hasattr(shape, '__len__') or len(shape) < 2:
+        raise ValueError(f"shape must be the batch shape to draw, e.g. (16, 1, 8, 8) or (16, D), got {shape!r}")
+    shape = tuple(check_int(s, 'each entry of shape', min=1) for s in shape)
     if cond is not None:
         cond = cond.to(like.device)
         if len(cond) != shape[0]: raise ValueError(f"cond has {len(cond)} rows for {shape[0]} samples")
@@ -70,6 +72,7 @@ def ddim_timesteps(n_steps:int, # steps of the schedule
                    steps:int, # steps wanted
                   ) -> list[int]:
     "Evenly spaced steps from `n_steps - 1` down to 0 (distinct, descending)."
+    steps = check_int(steps, 'steps')
     if not 1 <= steps <= n_steps: raise ValueError(f"steps must be in 1..{n_steps}, got {steps}")
     return sorted(set(np.linspace(0, n_steps - 1, steps).round().astype(int).tolist()), reverse=True)
 

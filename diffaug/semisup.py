@@ -8,7 +8,7 @@ import math
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from .core import check_images, randn
+from .core import check_images, randn, check_int, check_number
 from .schedule import Schedule
 from .scorenet import Denoiser, DiffusedBatchCB
 from .classifier import classifier_inputs
@@ -66,8 +66,8 @@ class TemporalConsistencyCB(DiffusedBatchCB):
                  random_state:int=0, # root seed of batches, steps and noise
                  clip:bool=True, # clip x0_hat to [-1, 1]
                 ):
-        if radius < 1: raise ValueError(f"radius must be at least 1, got {radius}")
-        if weight < 0: raise ValueError(f"weight must be >= 0, got {weight}")
+        radius, bs = check_int(radius, 'radius', min=1), check_int(bs, 'bs', min=1)
+        weight, ramp = check_number(weight, 'weight', min=0), check_number(ramp, 'ramp', 0, 1)
         self.given = dict(schedule=schedule, t_max=t_max)
         super().__init__(schedule, denoiser=denoiser,
                          t_min=t_min, t_max=t_max, random_state=random_state)
