@@ -70,3 +70,11 @@ if __name__ == '__main__':
     import argparse
     argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     print(__doc__)
+
+def positive_int(s:str) -> int:
+    "argparse type: a whole number of at least 1 (`--seeds 0` is refused with a one-line usage error)."
+    import argparse
+    try: v = int(s)
+    except ValueError: raise argparse.ArgumentTypeError(f"expected a whole number, got {s!r}") from None
+    if v < 1: raise argparse.ArgumentTypeError(f"must be at least 1, got {v}")
+    return v

@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import summarise, md_table, pm, machine_line, write_text_atomic, savefig_atomic
+from _report import summarise, md_table, pm, machine_line, write_text_atomic, savefig_atomic, positive_int
 
 from diffaug.data import digits_images, corrupted_set, CORRUPTIONS
 from diffaug.scorenet import train_denoiser
@@ -316,11 +316,11 @@ def _setting(s):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--quick', action='store_true', help='shorter training and fewer settings')
-    p.add_argument('--seeds', type=int, default=3, help='number of seeds (default 3)')
+    p.add_argument('--seeds', type=positive_int, default=3, help='number of seeds (default 3)')
     p.add_argument('--out', default=str(RESULTS), help='output folder (default benchmarks/results)')
     p.add_argument('--parts', type=int, nargs='+', default=[1, 2, 3, 4, 5], choices=range(1, 6), metavar='{1..5}',
                    help='parts to run (1-5)')
-    p.add_argument('--threads', type=int, default=1, help='torch CPU threads (default 1)')
+    p.add_argument('--threads', type=positive_int, default=1, help='torch CPU threads (default 1)')
     p.add_argument('--no-progress', action='store_true', help='do not print progress lines')
     p.add_argument('--set', nargs='+', type=_setting, default=[], metavar='KEY=VALUE',
                    help='override settings of QUICK/FULL, values as JSON (e.g. den_epochs=2 t_grid=[0,300])')

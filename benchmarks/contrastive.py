@@ -32,7 +32,7 @@ from diffaug.core import append_dims, make_generator
 from diffaug.data import pbmc68k_reduced, digits_vectors, digits_images, load_table
 from diffaug.metrics import evaluate_embedding
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import md_table, write_text_atomic
+from _report import md_table, write_text_atomic, positive_int
 
 METRICS = ['knn', 'linear', 'svc', 'kmeans', 'ari', 'nmi']
 
@@ -163,17 +163,17 @@ def phase_table(df):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--quick', action='store_true', help='2 seeds, pbmc and wine, short schedule')
-    p.add_argument('--seeds', type=int, default=None, help='number of seeds (default 5, 2 with --quick)')
+    p.add_argument('--seeds', type=positive_int, default=None, help='number of seeds (default 5, 2 with --quick)')
     p.add_argument('--datasets', nargs='+', default=None, help='pbmc digits digits_img wine breast_cancer')
-    p.add_argument('--image-width', type=int, default=16, help='ResNet-18 base width for image data (64 is the reference)')
+    p.add_argument('--image-width', type=positive_int, default=16, help='ResNet-18 base width for image data (64 is the reference)')
     p.add_argument('--methods', nargs='+', default=None, help='subset of ntxent_knnmix soft_knnmix diffaug')
-    p.add_argument('--rounds', type=int, default=1, help='M -> E2 rounds of DiffAug')
+    p.add_argument('--rounds', type=positive_int, default=1, help='M -> E2 rounds of DiffAug')
     p.add_argument('--lam', type=float, default=0.184, help='probability of a generated view in E2')
-    p.add_argument('--ddim-steps', type=int, default=10, help='DDIM steps of the view bank')
-    p.add_argument('--bank-items', type=int, default=None, help='items in the bank-cost measurement (default 700, 100 with --quick)')
+    p.add_argument('--ddim-steps', type=positive_int, default=10, help='DDIM steps of the view bank')
+    p.add_argument('--bank-items', type=positive_int, default=None, help='items in the bank-cost measurement (default 700, 100 with --quick)')
     p.add_argument('--tag', default=None, help='name of the result files (default quick or full)')
     p.add_argument('--out', default=str(Path(__file__).parent / 'results'), help='folder for the results')
-    p.add_argument('--threads', type=int, default=1, help='torch CPU threads')
+    p.add_argument('--threads', type=positive_int, default=1, help='torch CPU threads')
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     seeds = list(range(args.seeds if args.seeds is not None else (2 if args.quick else 5)))

@@ -19,6 +19,7 @@ import torch
 from diffaug.contrastive import DiffAug
 from diffaug.augment import ViewBank
 from diffaug.core import make_generator
+from _report import positive_int
 
 def images(n, cifar=None, seed=0):
     "`n` images `(n, 3, 32, 32)` in [-1, 1]: CIFAR-10 training images from a local folder, or seeded random ones."
@@ -32,14 +33,14 @@ def images(n, cifar=None, seed=0):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--device', default=None, help='cuda or cpu (default: cuda when available)')
-    p.add_argument('--n', type=int, default=None, help='images (default 10000 on CUDA, 512 on CPU)')
-    p.add_argument('--width', type=int, default=None, help='ResNet-18 base width (default 64 on CUDA, 16 on CPU)')
-    p.add_argument('--bs', type=int, default=500, help='encoder batch size (reference 500)')
-    p.add_argument('--gen-bs', type=int, default=128, help='generator batch size')
-    p.add_argument('--epochs', type=int, nargs=3, default=[2, 2, 2], help='E1 M E2 epochs')
+    p.add_argument('--n', type=positive_int, default=None, help='images (default 10000 on CUDA, 512 on CPU)')
+    p.add_argument('--width', type=positive_int, default=None, help='ResNet-18 base width (default 64 on CUDA, 16 on CPU)')
+    p.add_argument('--bs', type=positive_int, default=500, help='encoder batch size (reference 500)')
+    p.add_argument('--gen-bs', type=positive_int, default=128, help='generator batch size')
+    p.add_argument('--epochs', type=positive_int, nargs=3, default=[2, 2, 2], help='E1 M E2 epochs')
     p.add_argument('--ddpm', action='store_true', help='also time a DDPM-1000 bank refresh (slow on a CPU)')
     p.add_argument('--cifar', default=None, help='folder with cifar-10-batches-py (optional)')
-    p.add_argument('--threads', type=int, default=None, help='torch CPU threads')
+    p.add_argument('--threads', type=positive_int, default=None, help='torch CPU threads')
     p.add_argument('--out', default=str(Path(__file__).parent / 'results'))
     args = p.parse_args()
     if args.threads: torch.set_num_threads(args.threads)

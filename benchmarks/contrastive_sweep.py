@@ -20,7 +20,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from contrastive import load, schedule, SelfViews, METRICS  # the benchmark's data and helpers
-from _report import md_table, write_text_atomic, savefig_atomic
+from _report import md_table, write_text_atomic, savefig_atomic, positive_int
 from diffaug.contrastive import DiffAug
 from diffaug.learner import run_phases
 from diffaug.metrics import evaluate_embedding
@@ -119,16 +119,16 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--datasets', nargs='+', default=['pbmc'], help='pbmc digits digits_img wine breast_cancer')
     p.add_argument('--lams', type=float, nargs='+', default=[0.1, 0.184, 0.3, 0.5, 0.8], help='lambdas to sweep')
-    p.add_argument('--rounds', type=int, default=1, help='M -> E2 rounds (every round is scored)')
-    p.add_argument('--seeds', type=int, default=5, help='number of seeds')
+    p.add_argument('--rounds', type=positive_int, default=1, help='M -> E2 rounds (every round is scored)')
+    p.add_argument('--seeds', type=positive_int, default=5, help='number of seeds')
     p.add_argument('--seed0', type=int, default=0, help='first seed (split a sweep over processes)')
     p.add_argument('--quick', action='store_true', help='short schedule (smoke test)')
     p.add_argument('--metrics', nargs='+', default=['knn', 'linear', 'kmeans', 'ari'], help='metrics to compute')
-    p.add_argument('--image-width', type=int, default=16, help='ResNet-18 base width for image data')
+    p.add_argument('--image-width', type=positive_int, default=16, help='ResNet-18 base width for image data')
     p.add_argument('--no-check', action='store_true', help='skip the check against DiffAug.fit')
     p.add_argument('--tag', default='sweep', help='name of the result files')
     p.add_argument('--out', default=str(Path(__file__).parent / 'results'), help='folder for the results')
-    p.add_argument('--threads', type=int, default=1, help='torch CPU threads')
+    p.add_argument('--threads', type=positive_int, default=1, help='torch CPU threads')
     p.add_argument('--report', nargs='+', default=None, metavar='CSV',
                    help='only write the report of these result files together (e.g. seeds run in two processes)')
     args = p.parse_args()

@@ -16,7 +16,7 @@ import torch
 
 from diffaug.core import make_generator
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import write_text_atomic
+from _report import write_text_atomic, positive_int
 from diffaug.data import digits_images, pbmc68k_reduced, VectorScaler
 from diffaug.scorenet import train_denoiser, default_net, diffuse_denoise
 from diffaug.sampling import sample_ddpm, sample_ddim
@@ -55,11 +55,11 @@ def bench(name, x, device, args):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--quick', action='store_true')
-    p.add_argument('--repeats', type=int, default=3)
-    p.add_argument('--epochs', type=int, default=3)
-    p.add_argument('--bs', type=int, default=128)
-    p.add_argument('--n-samples', type=int, default=64)
-    p.add_argument('--threads', type=int, default=None, help='torch CPU threads (default: torch default)')
+    p.add_argument('--repeats', type=positive_int, default=3)
+    p.add_argument('--epochs', type=positive_int, default=3)
+    p.add_argument('--bs', type=positive_int, default=128)
+    p.add_argument('--n-samples', type=positive_int, default=64)
+    p.add_argument('--threads', type=positive_int, default=None, help='torch CPU threads (default: torch default)')
     p.add_argument('--devices', nargs='+', default=None, help="default: cpu, plus cuda when available")
     p.add_argument('--out', default=str(Path(__file__).parent / 'results'))
     args = p.parse_args()
