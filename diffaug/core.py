@@ -136,7 +136,7 @@ def as_labels(y, # integer labels, array-like
     if len(a) and a.min() < 0: raise ValueError(f"{name} has negative labels; labels must be 0..n_classes-1")
     return torch.as_tensor(a.astype(np.int64))
 
-# %% ../nbs/00_core.ipynb #a8e6122b
+# %% ../nbs/00_core.ipynb #23157cea
 def _plain(v):
     "A Python scalar from numpy scalars and one-element tensors; anything else unchanged."
     if isinstance(v, torch.Tensor) and v.numel() == 1 and v.ndim == 0: return v.item()

@@ -56,7 +56,7 @@ def write_text_atomic(path:str|Path, # file to (over)write
     "`Path.write_text`, atomically."
     return write_atomic(path, lambda p: p.write_text(text))
 
-# %% ../nbs/01_io.ipynb #4e627485
+# %% ../nbs/01_io.ipynb #08899da8
 def _probe_folder(folder:Path, what:str):
     "Create and remove a temporary file in `folder`, turning a failure into an error that names `what`."
     try:
@@ -70,8 +70,8 @@ def check_output_file(path:str|Path, # file the job will write
                      ) -> Path:
     "Fail now, not after the work, when the file `path` could not be written; returns it as a `Path`."
     p = Path(path).expanduser()
-    if suffix is not None and p.suffix != suffix: raise ValueError(f"{name} must be a {suffix} file, got {str(p)!r}")
     if p.is_dir(): raise IsADirectoryError(f"{name}={str(p)!r} is a folder; give a file path, e.g. {str(p / ('result' + (suffix or '')))!r}")
+    if suffix is not None and p.suffix != suffix: raise ValueError(f"{name} must be a {suffix} file, got {str(p)!r}")
     parent = p.parent if str(p.parent) else Path('.')
     if not parent.exists(): raise FileNotFoundError(f"{name}={str(p)!r}: the folder {str(parent)!r} does not exist; create it first")
     if not parent.is_dir(): raise NotADirectoryError(f"{name}={str(p)!r}: {str(parent)!r} is a file, not a folder")
