@@ -30,8 +30,9 @@ def check_denoiser(denoiser, # a `Denoiser`
         raise TypeError(f"denoiser must be a diffaug `Denoiser` (e.g. from `train_denoiser`), got {type(denoiser).__name__}")
     want = tuple(x.shape[1:])
     if denoiser.data_shape is not None and denoiser.data_shape != want:
-        raise ValueError(f"the denoiser was trained on images of shape {denoiser.data_shape} but the data "
-                         f"has shape {want}; train a denoiser on this data with `train_denoiser(x)`")
+        what = f"{denoiser.data_shape[0]} channel(s)" if denoiser.data_shape[0] != want[0] else 'images'
+        raise ValueError(f"the denoiser was trained on images of shape {denoiser.data_shape} but the data has shape {want} "
+                         f"(another {'number of channels' if what != 'images' else 'size'}); train a denoiser on this data with `train_denoiser(x)`")
     in_ch = getattr(denoiser.net, 'config', {}).get('in_ch')
     if in_ch is not None and in_ch != want[0]:
         raise ValueError(f"the denoiser takes {in_ch}-channel images but the data has {want[0]} channels; "
@@ -83,7 +84,7 @@ class DiffusionClassifier(nn.Module):
 
     def _inputs(self, x, t, x0):
         if x.ndim != 4 or x.shape[1] != self.in_ch:
-            raise ValueError(f"this classifier expects images (B, {self.in_ch}, H, W), got {tuple(x.shape)}")
+            raise ValueError(f"this classifier expects images (B, {self.in_ch}, H, W) with {self.in_ch} channel(s), got {tuple(x.shape)}")
         if self.in_shape is not None and tuple(x.shape[1:]) != self.in_shape:
             raise ValueError(f"this classifier was trained on images of shape {self.in_shape}, got {tuple(x.shape[1:])}; "
                              f"resize the images or train a classifier on this size")
@@ -208,7 +209,7 @@ def fit_classifier(x, # training images `(N, C, H, W)` in [-1, 1]
     "Train a plain, DiffAug, noisy or DA classifier on images `x` with labels `y`; returns the fastai `Learner`."
     if removed: raise TypeError(_removed_message(removed))
     if mode not in MODES: raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    epochs, bs = check_int(epochs, 'epochs', min=0), check_int(bs, 'bs', min=1)
+    epochs, bs = check_int(epochs, 'epochs', min=1), check_int(bs, 'bs', min=1)
     lr, wd = check_number(lr, 'lr', min=0, min_open=True), check_number(wd, 'wd', min=0)
     valid_pct = check_number(valid_pct, 'valid_pct', 0, 1, max_open=True)
     random_state = check_int(random_state, 'random_state', min=0)

@@ -240,7 +240,8 @@ def prepare(self:DiffAug, x):
         self.scaler, xs, kind, views = None, x, 'resnet18', ImageViews()
     e, auto = c['epochs'], auto_epochs(n, bs, self.gen_settings.bs)
     e1, em, e2 = auto if e is None else (e, min(e, auto[1]), e) if isinstance(e, int) else tuple(e)  # N bounds every phase
-    if c['augment'] == 'knnmix': e1, em, e2 = e1 + c['rounds'] * e2, 0, 0
+    if c['augment'] == 'knnmix':  # one encoder phase: as many epochs as DiffAug's E1 + E2 phases (N for `epochs=N`)
+        e1, em, e2 = (e if isinstance(e, int) else e1 + c['rounds'] * e2), 0, 0
     self.in_shape, self.kind, self.bs_, self.epochs_ = tuple(x.shape[1:]), kind, bs, (e1, em, e2)
     return xs.to(self.device), views
 
@@ -312,6 +313,8 @@ def transform(self:DiffAug, x, # data with the training features (or image shape
               ) -> np.ndarray:
     "Embedding `(N, n_latent)` float32 of `x`."
     if self.model is None: raise RuntimeError("this DiffAug is not fitted yet; call `fit(x)` first")
+    if getattr(x, 'ndim', len(self.in_shape) + 1) != len(self.in_shape) + 1:
+        raise ValueError(f"x has shape {tuple(x.shape)}, but the model was trained on rows of shape {self.in_shape}")
     x = as_tensor(x, 'x', ndim=len(self.in_shape) + 1)
     if tuple(x.shape[1:]) != self.in_shape:
         raise ValueError(f"x has rows of shape {tuple(x.shape[1:])}, but the model was trained on {self.in_shape}")

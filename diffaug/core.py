@@ -4,14 +4,14 @@
 
 # %% ../nbs/00_core.ipynb #f2d7cc22
 from __future__ import annotations
-import contextlib, math, zlib
+import contextlib, math, random, zlib
 import numpy as np
 import torch
 from fastprogress.fastprogress import progress_bar
 
 # %% auto #0
-__all__ = ['append_dims', 'make_generator', 'randn', 'Seeds', 'torch_seed', 'as_tensor', 'as_labels', 'check_int', 'check_number',
-           'check_device', 'check_channels_first', 'check_images', 'progress']
+__all__ = ['append_dims', 'make_generator', 'randn', 'Seeds', 'keep_rng_state', 'torch_seed', 'as_tensor', 'as_labels',
+           'check_int', 'check_number', 'check_device', 'check_channels_first', 'check_images', 'progress']
 
 # %% ../nbs/00_core.ipynb #2c8b4cd9
 def append_dims(x:torch.Tensor, # per-sample values, shape `(B,)`
@@ -71,13 +71,21 @@ class Seeds:
 
 # %% ../nbs/00_core.ipynb #1221a84f
 @contextlib.contextmanager
+def keep_rng_state():
+    "Context manager: the global states of torch (CPU), numpy and Python's `random` are restored after the block."
+    states = torch.random.get_rng_state(), np.random.get_state(), random.getstate()
+    try: yield
+    finally:
+        torch.random.set_rng_state(states[0]); np.random.set_state(states[1]); random.setstate(states[2])
+
+@contextlib.contextmanager
 def torch_seed(seed:int, # seed of torch's global generator inside the block
                device:str|torch.device|None=None, # a CUDA device whose generator is seeded (and restored) too
               ):
-    "Context manager: torch's global RNG seeded with `seed` inside the block, the caller's RNG state restored after it."
+    "Context manager: torch's global RNG seeded with `seed` inside the block; every global RNG the caller has (torch, numpy, `random`) restored after it."
     dev = torch.device(device) if device is not None else None
     cuda = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev is not None and dev.type == 'cuda' else []
-    with torch.random.fork_rng(devices=cuda):
+    with keep_rng_state(), torch.random.fork_rng(devices=cuda):
         torch.default_generator.manual_seed(int(seed))
         for i in cuda:
             with torch.cuda.device(i): torch.cuda.manual_seed(int(seed))
@@ -136,7 +144,7 @@ def as_labels(y, # integer labels, array-like
     if len(a) and a.min() < 0: raise ValueError(f"{name} has negative labels; labels must be 0..n_classes-1")
     return torch.as_tensor(a.astype(np.int64))
 
-# %% ../nbs/00_core.ipynb #23157cea
+# %% ../nbs/00_core.ipynb #29bd93e1
 def _plain(v):
     "A Python scalar from numpy scalars and one-element tensors; anything else unchanged."
     if isinstance(v, torch.Tensor) and v.numel() == 1 and v.ndim == 0: return v.item()

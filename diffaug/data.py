@@ -139,11 +139,11 @@ def _matrix_from(adata, layer, use_rep):
     "The chosen matrix of `adata` and what to call it in messages."
     if use_rep is not None and use_rep != 'X':
         if use_rep not in adata.obsm:
-            raise KeyError(f"adata.obsm has no key {use_rep!r}; available: {list(adata.obsm.keys()) or 'none'}")
+            raise ValueError(f"adata.obsm has no key {use_rep!r}; available: {list(adata.obsm.keys()) or 'none'}")
         m, name = adata.obsm[use_rep], f"adata.obsm[{use_rep!r}]"
     elif layer is not None:
         if layer not in adata.layers:
-            raise KeyError(f"adata.layers has no layer {layer!r}; available: {list(adata.layers.keys()) or 'none'}")
+            raise ValueError(f"adata.layers has no layer {layer!r}; available: {list(adata.layers.keys()) or 'none'}")
         m, name = adata.layers[layer], f"adata.layers[{layer!r}]"
     else:
         m, name = adata.X, 'adata.X'
@@ -213,7 +213,13 @@ def _u8_images(a:np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(a, dtype=np.uint8)).float().sub_(127.5).div_(127.5)
 
 def _unpickle(p:Path) -> dict:
-    with open(p, 'rb') as f: d = pickle.load(f, encoding='bytes')
+    "A CIFAR python batch file as a dict with str keys; a damaged file is named in the error."
+    try:
+        with open(p, 'rb') as f: d = pickle.load(f, encoding='bytes')
+    except Exception as e:
+        raise ValueError(f"{p} is not a readable CIFAR python batch ({type(e).__name__}: {str(e)[:100]}); the file is damaged, "
+                         f"delete it and extract (or download) the archive again") from None
+    if not isinstance(d, dict): raise ValueError(f"{p} holds a {type(d).__name__}, not a CIFAR python batch (a dict)")
     return {(k.decode() if isinstance(k, bytes) else k): v for k, v in d.items()}
 
 def _fetch(name:str, root:Path, **kwargs):
@@ -238,8 +244,11 @@ def _read_cifar(files, label_key):
         b = _unpickle(p)
         if 'data' not in b or label_key not in b:
             raise ValueError(f"{p} is not a CIFAR python batch with 'data' and {label_key!r}; keys: {list(b)}")
-        xs.append(np.asarray(b['data'], dtype=np.uint8).reshape(-1, 3, 32, 32))
-        ys.append(np.asarray(b[label_key], dtype=np.int64))
+        data, labels = np.asarray(b['data']), np.asarray(b[label_key])
+        if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or labels.shape != (len(data),):
+            raise ValueError(f"{p} is damaged: 'data' has shape {data.shape} (want (N, 3072)) and {label_key!r} {labels.shape} (want (N,))")
+        xs.append(data.astype(np.uint8).reshape(-1, 3, 32, 32))
+        ys.append(labels.astype(np.int64))
     return _u8_images(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys))
 
 def _batch_no(p): return int(re.sub(r'\D', '', p.name) or 0)

@@ -56,7 +56,7 @@ def write_text_atomic(path:str|Path, # file to (over)write
     "`Path.write_text`, atomically."
     return write_atomic(path, lambda p: p.write_text(text))
 
-# %% ../nbs/01_io.ipynb #08899da8
+# %% ../nbs/01_io.ipynb #65172554
 def _probe_folder(folder:Path, what:str):
     "Create and remove a temporary file in `folder`, turning a failure into an error that names `what`."
     try:
@@ -112,7 +112,9 @@ def save_checkpoint(path:str|Path, # folder to write (created if needed)
     try: path.mkdir(parents=True, exist_ok=True)
     except OSError as e: raise PermissionError(f"cannot create the checkpoint folder {str(path)!r}: {e.strerror or e}") from None
     state = {k: v.detach().cpu() if isinstance(v, torch.Tensor) else v for k, v in state.items()}
-    text = json.dumps({'kind': kind, 'diffaug_version': diffaug.__version__, 'config': config}, indent=2, sort_keys=True)  # fails before any write if not JSON
+    try: json.dumps(config)  # before any write
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"the config of the {kind} checkpoint cannot be written as JSON ({e}); keep it to numbers, strings, lists and dicts") from None
     w = _write_temp(path/'weights.pt', lambda p: torch.save(state, p))
     try:
         meta = {'kind': kind, 'diffaug_version': diffaug.__version__, 'weights_sha256': _sha256(w), 'config': config}

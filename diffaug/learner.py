@@ -16,7 +16,7 @@ from fastai.learner import Learner
 from fastai.callback.core import Callback
 from fastai.callback.schedule import fit_one_cycle  # adds `Learner.fit_one_cycle`
 from fastai.optimizer import Adam
-from .core import make_generator, torch_seed, check_int, check_number
+from .core import make_generator, torch_seed, keep_rng_state, check_int, check_number
 
 # %% auto #0
 __all__ = ['Tensors', 'TensorDL', 'tensor_dls', 'BatchLossLog', 'EpochTimer', 'tensor_learner', 'fit_learner', 'EMA', 'Phase',
@@ -111,9 +111,10 @@ def tensor_learner(tensors:tuple, # aligned tensors, e.g. `(x, y)`, `(x, cond)` 
                    metrics:list|None=None, # fastai metrics
                    cbs:list|None=None, # callbacks that carry the method
                   ) -> Learner:
-    "A fastai `Learner` over aligned tensors with a seeded train/valid split."
-    dls = tensor_dls(*tensors, bs=bs, valid_pct=valid_pct, random_state=random_state, device=device)
-    return Learner(dls, model, loss_func=loss_func, opt_func=opt_func, lr=lr, wd=wd, metrics=metrics or [], cbs=list(cbs or []))
+    "A fastai `Learner` over aligned tensors with a seeded train/valid split (the caller's global RNGs are left as they were)."
+    with keep_rng_state():  # fastai's loaders draw from the global generators when they are built
+        dls = tensor_dls(*tensors, bs=bs, valid_pct=valid_pct, random_state=random_state, device=device)
+        return Learner(dls, model, loss_func=loss_func, opt_func=opt_func, lr=lr, wd=wd, metrics=metrics or [], cbs=list(cbs or []))
 
 def fit_learner(learn:Learner, # from `tensor_learner`
                 epochs:int, # passes over the data

@@ -91,11 +91,16 @@ class Schedule:
 
     def sample_t(self, n:int, *, generator:torch.Generator|None=None, device=None, t_min:int=0, t_max:int|None=None) -> torch.Tensor:
         "`n` steps drawn uniformly from `t_min..t_max` (default: the whole schedule)."
-        t_min, t_max = check_int(t_min, 't_min'), self.n_steps - 1 if t_max is None else check_int(t_max, 't_max')
-        if not 0 <= t_min <= t_max < self.n_steps: raise ValueError(f"need 0 <= t_min <= t_max < {self.n_steps}, got {t_min}, {t_max}")
+        t_min, t_max = self.check_range(t_min, t_max)
         dev = generator.device if generator is not None else (device or 'cpu')
         t = torch.randint(t_min, t_max + 1, (n,), generator=generator, device=dev)
         return t.to(device) if device is not None else t
+
+    def check_range(self, t_min:int=0, t_max:int|None=None) -> tuple[int, int]:
+        "`(t_min, t_max)` as whole numbers with `0 <= t_min <= t_max < n_steps` (`t_max` None: the last step), else an error."
+        t_min, t_max = check_int(t_min, 't_min'), self.n_steps - 1 if t_max is None else check_int(t_max, 't_max')
+        if not 0 <= t_min <= t_max < self.n_steps: raise ValueError(f"need 0 <= t_min <= t_max < {self.n_steps}, got t_min={t_min}, t_max={t_max}")
+        return t_min, t_max
 
     def timestep_for_sigma(self, sigma:float) -> int:
         "The step whose equivalent noise level is closest to `sigma`."

@@ -270,8 +270,7 @@ class DiffusedBatchCB(Callback):
             raise TypeError(f"{type(self).__name__} needs a diffaug `Denoiser`, got {type(denoiser).__name__}")
         self.denoiser = denoiser
         self.schedule = schedule if schedule is not None else (denoiser.schedule if denoiser is not None else VPSchedule())
-        self.t_min, self.t_max = t_min, (self.schedule.n_steps - 1 if t_max is None else t_max)
-        self.schedule.sample_t(1, t_min=self.t_min, t_max=self.t_max)  # validates the range
+        self.t_min, self.t_max = self.schedule.check_range(t_min, t_max)
         self.seeds = Seeds(random_state)
 
     def _setup(self):
@@ -344,7 +343,7 @@ def train_denoiser(x, # clean training data, `(N, D)` vectors or `(N, C, H, W)` 
     check_channels_first(tuple(getattr(x, 'shape', ())), 'x')
     x = as_tensor(x, 'x', ndim=(2, 4), min_rows=2)
     if x[0].numel() == 0: raise ValueError(f"x has no features: shape {tuple(x.shape)}")
-    epochs, bs = check_int(epochs, 'epochs', min=0), check_int(bs, 'bs', min=1)
+    epochs, bs = check_int(epochs, 'epochs', min=1), check_int(bs, 'bs', min=1)
     lr, wd = check_number(lr, 'lr', min=0, min_open=True), check_number(wd, 'wd', min=0)
     ema = check_number(ema, 'ema', 0, 1, max_open=True)
     valid_pct = check_number(valid_pct, 'valid_pct', 0, 1, max_open=True)

@@ -83,7 +83,7 @@ class TemporalConsistencyCB(DiffusedBatchCB):
         if self.given['t_max'] is None:
             lt = getattr(lrn, 't_max', None)
             own['t_max'] = self.schedule.n_steps - 1 if lt is None else lt
-        self.schedule.sample_t(1, t_min=self.t_min, t_max=self.t_max)  # validates the range
+        self.schedule.check_range(self.t_min, self.t_max)
     def before_fit(self):
         self._follow_learner()
         super().before_fit()
