@@ -1,4 +1,4 @@
-"""Bad-input harness: throw ~260 bad inputs at diffaug's public API, the way a demanding user would, and classify what happens.
+"""Bad-input harness: throw ~310 bad inputs at diffaug's public API, the way a demanding user would, and classify what happens.
 
 Not a test and not part of the library: it documents, case by case, whether a wrong input gets a clear error, a crash
 deep inside another library, a silent wrong result, or a loss of the caller's data. Run it from the repository root:
@@ -21,6 +21,8 @@ Groups (classes of bad input):
   args        argument types and ranges of every public function
   cli         the `diffaug` command (`embed`, `demo`) run in-process
   caller      the caller's arrays, AnnData, modules, training flags and global RNGs left as they were
+  holdout     out-of-sample cases written after the fixes by someone else, across the whole public API (metrics, guidance,
+              sampling, augment, data, semisup, generate_views, save/load, explore, tl, CLI); `want` chosen before running
 
 Outcomes. For a case that must fail (expect='error'):
   clear    raised by diffaug's own code (the innermost traceback frame is a `raise` statement inside the imported
@@ -59,6 +61,7 @@ GROUPS = {
     'args': 'argument types and ranges',
     'cli': 'the `diffaug` command',
     'caller': "the caller's objects left as they were",
+    'holdout': 'out-of-sample cases written after the fixes, across the whole public API',
 }
 OUTCOMES = ['clear', 'ran', 'unclear', 'crash', 'silent', 'late', 'lost', 'failed', 'timeout', 'skipped', 'setup-error',
             'present', 'absent']
@@ -485,6 +488,7 @@ def _build():
     b['den2'] = den2
     b['dam2'] = lambda: _diffaug(random_state=1).fit(fx('wine'))
     b['plain2'] = lambda: _fit_cls(*fx('digits'), random_state=1)
+    b['dam_knn'] = lambda: _diffaug(augment='knnmix').fit(fx('wine'))
     return b
 
 _BUILD = {}
@@ -1326,6 +1330,165 @@ def define_cases():
         p = h5copy()
         with keep_files(p): return api(tl.embed_file, p, p.parent / 'out.h5ad', **DA_FAST)
     add(G, 'embed_file to another path leaves the input file byte-identical', c_embed_file_input, expect='ok')
+
+    # ========================= 8. holdout =========================
+    # Out-of-sample check: cases written after the fixes, by someone who did not write the fixes, across the whole public API.
+    # Each `want` was chosen from the problem (the offending argument's name or value) before any case was run.
+    G = 'holdout'
+    from diffaug import metrics as dmet, guidance as dgui, augment as daug, explore as dexp
+    from diffaug.sampling import sample_ddpm
+    ZH = lambda: np.random.default_rng(0).normal(size=(60, 5)).astype(np.float32)
+    YH = lambda: np.arange(60) % 3
+    fin = lambda v: None if isinstance(v, float) and np.isfinite(v) else f"returned {v!r}"
+    def fin_dict(d):
+        return None if isinstance(d, dict) and d and all(np.isfinite(v) for v in d.values()) else f"returned {d!r}"[:200]
+
+    # --- metrics
+    add(G, 'evaluate_embedding: 60 rows of z, 50 labels', lambda: api(dmet.evaluate_embedding, ZH(), YH()[:50]), want=['60', '50'])
+    def z_nan(): z = ZH(); z[3, 2] = np.nan; return z
+    add(G, 'knn_accuracy: z holds a NaN', lambda: api(dmet.knn_accuracy, z_nan(), YH()), want=['NaN'])
+    add(G, 'linear_probe_accuracy: y has a single class', lambda: api(dmet.linear_probe_accuracy, ZH(), np.zeros(60, np.int64)),
+        want=[('single class', 'one class', '1 class', 'only one', 'two classes', 'at least 2', 'at least two')])
+    add(G, 'kmeans_accuracy(n_clusters=0)', lambda: api(dmet.kmeans_accuracy, ZH(), YH(), n_clusters=0), want=['n_clusters'])
+    add(G, 'evaluate_embedding on 8 rows (fewer per class than the 5 CV folds)',
+        lambda: api(dmet.evaluate_embedding, ZH()[:8], np.arange(8) % 2), want=[('fold', 'n_splits', 'rows', 'samples')])
+    add(G, 'knn_accuracy(k=0)', lambda: api(dmet.knn_accuracy, ZH(), YH(), k=0), want=[arg('k')])
+    add(G, 'frechet_distance: f1 has 8 features, f2 has 6', lambda: api(dmet.frechet_distance, np.random.default_rng(1).normal(size=(50, 8)), np.random.default_rng(2).normal(size=(50, 6))),
+        want=['8', '6'])
+    def f_nan(): f = np.random.default_rng(3).normal(size=(50, 4)); f[7, 1] = np.nan; return f
+    add(G, 'frechet_distance: f1 holds a NaN', lambda: api(dmet.frechet_distance, f_nan(), np.random.default_rng(4).normal(size=(50, 4))), want=['f1', 'NaN'])
+    add(G, 'evaluate_embedding: pandas DataFrame z and int64 numpy labels (valid)',
+        lambda: api(dmet.evaluate_embedding, pd.DataFrame(ZH(), columns=list('abcde')), YH().astype(np.int64), metrics=('knn', 'kmeans')),
+        expect='ok', check=fin_dict)
+    add(G, 'knn_accuracy: a list of lists and a list of ints (valid)', lambda: api(dmet.knn_accuracy, ZH().tolist(), YH().tolist()),
+        expect='ok', check=fin)
+    def fd_grad():
+        f1 = torch.randn(40, 3, generator=torch.Generator().manual_seed(0)).requires_grad_(True)
+        with keep(f1, 'f1 (float32, requires_grad=True) given to frechet_distance'):
+            return api(dmet.frechet_distance, f1, torch.randn(40, 3, generator=torch.Generator().manual_seed(1)))
+    add(G, 'frechet_distance: float32 CPU tensor with requires_grad=True (valid)', fd_grad, expect='ok', check=fin)
+
+    # --- guidance
+    gs = lambda **kw: (lambda: api(dgui.guided_sample, fx('noisy'), fx('den'), **dict(dict(classes=[0], n=1, steps=2), **kw)))
+    add(G, 'guided_sample(classes=[12]) with a 10-class classifier', gs(classes=[12]), want=['12', 'class'])
+    add(G, "guided_sample(scale=nan)", gs(scale=float('nan')), want=['scale'])
+    def cf_call(y):
+        def fn():
+            with call():
+                cf = dgui.classifier_cond_fn(fx('noisy'), y=y)
+                return sample_ddim(fx('den'), (2, 1, 8, 8), steps=2, cond_fn=cf, progress=False)
+        return fn
+    add(G, 'classifier_cond_fn(y=10) with a 10-class classifier, used by sample_ddim', cf_call(10), want=[arg('y'), '10'])
+    cg = lambda x, y, **kw: (lambda: api(dgui.classifier_gradients, fx('noisy'), x(), y(), **kw))
+    add(G, 'classifier_gradients: vectors (16, 64) instead of images', cg(lambda: XS().reshape(16, 64), lambda: Y()[:16]),
+        want=[arg('x'), ('(N, C, H, W)', 'image')])
+    add(G, 'classifier_gradients: 3 labels for 16 images', cg(XS, lambda: Y()[:3]), want=['3', '16'])
+    add(G, 'explore.guided_grid(scales=[nan])', lambda: api(dexp.guided_grid, fx('den'), fx('noisy'), [0], [float('nan')], n=1, steps=2),
+        want=['scale'])
+
+    # --- sampling
+    sd = lambda den, shape, **kw: (lambda: api(sample_ddim, fx(den), shape, **dict(dict(steps=2, progress=False), **kw)))
+    sp = lambda den, shape, **kw: (lambda: api(sample_ddpm, fx(den), shape, **dict(dict(progress=False), **kw)))
+    add(G, 'sample_ddim: shape (4, 1, 16, 16) for a denoiser trained on 1x8x8', sd('den', (4, 1, 16, 16)), want=['16', '8'])
+    add(G, 'sample_ddpm: shape (4, 64) for an image denoiser', sp('den', (4, 64)), want=['shape', '64'])
+    cgen = lambda: fx('dam').generator
+    add(G, 'sample_ddim: cond of width 7 for a generator conditioned on 4', lambda: api(sample_ddim, cgen(), (4, 13), cond=torch.zeros(4, 7),
+                                                                                        steps=2, progress=False), want=['cond', '7'])
+    add(G, 'sample_ddpm: no cond for a conditional generator', lambda: api(sample_ddpm, cgen(), (4, 13), progress=False), want=['cond'])
+    add(G, 'sample_ddim: x_T of shape (4, 1, 8, 8) for shape (2, 1, 8, 8)', sd('den', (2, 1, 8, 8), x_T=torch.zeros(4, 1, 8, 8)), want=['x_T'])
+    add(G, 'sample_ddim(eta=-1)', sd('den', (2, 1, 8, 8), eta=-1.), want=['eta'])
+    add(G, 'sample_ddim(eta=2.0)', sd('den', (2, 1, 8, 8), eta=2.), want=['eta'])
+
+    # --- augment
+    add(G, 'KNNMix(x of 6 rows, k=6)', lambda: api(daug.KNNMix, W()[:6], k=6), want=[arg('k'), '6'])
+    add(G, 'ViewBank.draw before any refresh', lambda: api(daug.ViewBank(10).draw, torch.arange(3)), want=[('refresh', 'empty')])
+    add(G, 'ViewBank(10).refresh with codes of 5 rows', lambda: api(daug.ViewBank(10, steps=2).refresh, cgen(), torch.zeros(5, 4)),
+        want=['codes', '5', '10'])
+
+    # --- data
+    cr = lambda *a, **k: (lambda: api(ddata.corrupt, XS(), *a, **k))
+    add(G, "corrupt(x, 'fog', 3): unknown corruption", cr('fog', 3), want=['fog'])
+    add(G, "corrupt(x, 'gaussian_noise', severity=0)", cr('gaussian_noise', 0), want=['severity'])
+    add(G, "corrupt(x, 'gaussian_noise', severity=6)", cr('gaussian_noise', 6), want=['severity'])
+    add(G, "corrupt(x, 'gaussian_noise', severity=2.5)", cr('gaussian_noise', 2.5), want=['severity'])
+    def cr_grad():
+        x = XS().requires_grad_(True)
+        with keep(x, 'x (requires_grad=True) given to corrupt'): return api(ddata.corrupt, x, 'gaussian_noise', 2, generator=torch.Generator().manual_seed(0))
+    add(G, 'corrupt: float32 tensor with requires_grad=True (valid)', cr_grad, expect='ok',
+        check=lambda r: None if tuple(r.shape) == (16, 1, 8, 8) and torch.isfinite(r).all() and float(r.detach().abs().max()) <= 1 else 'bad output')
+    add(G, 'VectorScaler.transform before fit', lambda: api(ddata.VectorScaler().transform, W()), want=['fit'])
+    add(G, 'VectorScaler fitted on 13 features, transform 10', lambda: api(ddata.VectorScaler().fit(W()).transform, W()[:, :10]), want=['10', '13'])
+    def vs_const():
+        x = np.concatenate([W(), np.full((60, 2), 7., np.float32)], 1)
+        return api(ddata.VectorScaler().fit_transform, x)
+    add(G, 'VectorScaler on constant columns (valid: finite, constant columns -> 0)', vs_const, expect='ok',
+        check=lambda z: None if torch.isfinite(z).all() and bool((z[:, -2:] == 0).all()) else 'non-finite or constant columns not 0')
+    def a2t(**kw):
+        def fn():
+            a = _adata(); a.obs['n_counts'] = np.linspace(0.5, 9.3, 60); a.obs['empty'] = np.full(60, np.nan)
+            a.layers['counts'] = a.X.copy()
+            with keep(a, 'AnnData given to adata_to_tensor'): return api(ddata.adata_to_tensor, a, **kw)
+        return fn
+    add(G, "adata_to_tensor(labels_key='celltype'): no such obs column", a2t(labels_key='celltype'), want=['celltype'])
+    add(G, "adata_to_tensor(labels_key='empty'): an all-NaN column", a2t(labels_key='empty'), want=['empty', ('missing', 'NaN', 'NA')])
+
+    # --- semisup
+    def tc(u, **kw):
+        def fn():
+            d = copy.deepcopy(fx('den'))
+            with call():
+                cb = TemporalConsistencyCB(u(), denoiser=d, bs=16, **kw)
+                return fitc(X(), Y(), mode='da', denoiser=d, cbs=[cb])
+        return fn
+    add(G, 'TemporalConsistencyCB: 16x16 unlabeled images, 8x8 labelled ones', tc(lambda: fx('x16')[0][:32]), want=['16', '8'])
+    add(G, 'TemporalConsistencyCB(radius=0)', tc(lambda: X()[:32], radius=0), want=['radius'])
+    add(G, 'TemporalConsistencyCB(weight=-0.5)', tc(lambda: X()[:32], weight=-0.5), want=['weight'])
+
+    # --- contrastive: generate_views, save/load
+    add(G, 'DiffAug.generate_views before fit', lambda: api(DiffAug(**DA_FAST).generate_views, W()), want=['fit'])
+    add(G, "DiffAug(augment='knnmix').generate_views", lambda: api(fx('dam_knn').generate_views, W()[:5]),
+        want=[('knnmix', 'diffaug', 'generator')])
+    add(G, 'DiffAug.generate_views: 10 features for a model fitted on 13', lambda: api(fx('dam').generate_views, W()[:5, :10]), want=['10', '13'])
+    add(G, 'DiffAug.generate_views(n=0)', lambda: api(fx('dam').generate_views, W()[:5], n=0), want=[arg('n')])
+    def rt_renamed():
+        d = tmpdir(); m = fx('dam'); m.save(d / 'ck'); os.rename(d / 'ck', d / 'renamed')
+        m2 = api(DiffAug.load, d / 'renamed')
+        return np.abs(m2.transform(W()) - m.transform(W())).max()
+    add(G, 'DiffAug.save then load from a renamed folder (valid: same embedding)', rt_renamed, expect='ok',
+        check=lambda e: None if e < 1e-5 else f"embeddings differ by {e}")
+
+    # --- explore (static functions)
+    add(G, 'explore.diffusion_states: a batch (4, 1, 8, 8) instead of one item', lambda: api(dexp.diffusion_states, fx('den'), XS()[:4], [0, 10]),
+        want=['x0'])
+    add(G, 'explore.item_views(idx=100) on 60 rows', lambda: api(dexp.item_views, fx('dam'), W(), 100), want=['idx', '100'])
+
+    # --- tl.embed
+    def clash():
+        a = _adata(); before = a.obsm['X_pca'].shape
+        api(tl.embed, a, key_added='X_pca', **DA_FAST)
+        ST.notes.append(f"tl.embed(key_added='X_pca') overwrote the existing obsm['X_pca'] {before} with {a.obsm['X_pca'].shape}")
+        return a
+    add(G, "tl.embed(key_added='X_pca') over an existing obsm key of another shape (n_latent=4 vs 5 columns)", clash, expect='either',
+        want=['X_pca'], check=lambda a: None if a.obsm['X_pca'].shape == (60, 4) and np.isfinite(a.obsm['X_pca']).all() else 'obsm["X_pca"] not the embedding')
+    def emb_nan():
+        x = _wine(); x[5, 3] = np.nan; return api(tl.embed, _adata(x), **DA_FAST)
+    add(G, 'tl.embed: adata.X holds a NaN', emb_nan, want=['NaN'])
+    add(G, 'DiffAug.fit: pandas DataFrame of floats (valid)', lambda: api(dfit, pd.DataFrame(W(), columns=[f'g{j}' for j in range(13)])),
+        expect='ok', check=lambda m: None if m.transform(W()).shape == (60, 4) else 'bad embedding')
+
+    # --- CLI
+    def ch(*extra, x=None):
+        def fn():
+            if x is None: p = h5copy()
+            else: p = tmpdir() / 'in.h5ad'; _adata(x).write_h5ad(p)
+            with keep_files(p), call(): return cli(['embed', p, '--out', p.parent / 'out.h5ad', *CLI_FAST, *extra])
+        return fn
+    add(G, "CLI embed --generator \"{'steps': 0}\"", ch('--generator', "{'steps': 0}"), want=['steps'], cli=True, early=True)
+    add(G, 'CLI embed --epochs "(1,2)"', ch('--epochs', '(1,2)'), want=['epochs'], cli=True, early=True)
+    add(G, 'CLI embed --n-pcs 0', ch('--n-pcs', '0'), want=[('n_pcs', 'n-pcs')], cli=True, early=True)
+    def nan_x(): x = _wine(); x[5, 3] = np.nan; return x
+    add(G, 'CLI embed: input .h5ad whose X holds a NaN', lambda: ch(x=nan_x())(), want=['NaN'], cli=True, early=True)
+    add(G, 'CLI embed: input .h5ad with 3 cells', lambda: ch(x=_wine()[:3])(), want=[('cell', 'row')], cli=True, early=True)
 
     # checkpoint wants hold '{ck}': make each of those cases compute its folder and fill the want in
     for c in CASES:
