@@ -47,7 +47,7 @@ class KNNMix:
         "kNN-mix views of the training items `idx`."
         idx = torch.as_tensor(idx, dtype=torch.long).cpu()
         if len(idx) and (idx.min() < 0 or idx.max() >= len(self.x)):
-            raise IndexError(f"idx must be row numbers of the {len(self.x)} training items")
+            raise ValueError(f"idx must be row numbers of the {len(self.x)} training items (0..{len(self.x) - 1}), got values from {int(idx.min())} to {int(idx.max())}")
         j = self.neighbors[idx, torch.randint(self.k, (len(idx),), generator=generator)]
         a = append_dims(torch.rand(len(idx), generator=generator), self.x.ndim).to(self.x)
         out = a * self.x[idx] + (1 - a) * self.x[j]

@@ -327,7 +327,9 @@ def generate_views(self:DiffAug, x, # data with the training features
                  random_state:int=0, # seed of the sampler
                 ) -> np.ndarray:
     "Generated views `(N, n, ...)` of the rows of `x`, in the units of `x`, from the trained generator."
-    if self.generator is None: raise RuntimeError("no generator: fit with augment='diffaug' first")
+    if self.model is None: raise RuntimeError("this DiffAug is not fitted yet; call `fit(x)` first")
+    if self.generator is None: raise RuntimeError(f"this DiffAug was fitted with augment={self.config['augment']!r} and has no generator; fit with augment='diffaug'")
+    n = check_int(n, 'n', min=1)
     x = as_tensor(x, 'x', ndim=len(self.in_shape) + 1)
     xs = self.scaler.transform(x) if self.scaler is not None else x
     bank = ViewBank(len(xs), n_views=n, sampler=self.gen_settings.sampler, steps=self.gen_settings.steps).set_shape(self.in_shape)

@@ -155,7 +155,7 @@ def _matrix_from(adata, layer, use_rep):
 def _encode_labels(adata, key):
     "Integer codes and the category list of the obs column `key`."
     if key not in adata.obs.columns:
-        raise KeyError(f"adata.obs has no column {key!r}; available: {list(adata.obs.columns) or 'none'}")
+        raise ValueError(f"adata.obs has no column {key!r}; available: {list(adata.obs.columns) or 'none'}")
     s = adata.obs[key]
     n_na = int(s.isna().sum())
     if n_na: raise ValueError(f"adata.obs[{key!r}] has {n_na} missing labels; drop those cells first, "

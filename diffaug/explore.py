@@ -36,6 +36,9 @@ def diffusion_states(den:Denoiser, # trained denoiser
                     ) -> tuple[torch.Tensor, torch.Tensor]:
     "`x_t` and `x0_hat` for one item at every step in `ts`, all from the same noise."
     x0 = as_tensor(x0, 'x0', dtype=None).to(den.device)
+    if den.data_shape is not None and tuple(x0.shape) != den.data_shape:
+        raise ValueError(f"x0 must be one item of shape {den.data_shape} (the denoiser's data), got shape {tuple(x0.shape)}; "
+                         f"pass x[i], not a batch")
     ts = torch.as_tensor(list(ts), dtype=torch.long, device=x0.device)
     noise = torch.randn(x0.shape, generator=make_generator(random_state), dtype=x0.dtype).to(x0.device)
     xb = x0.expand(len(ts), *x0.shape)
@@ -129,7 +132,8 @@ def item_views(da, # a fitted `DiffAug` (augment='diffaug')
     if da.generator is None: raise ValueError("no generated views: fit the DiffAug with augment='diffaug' (not 'knnmix')")
     x = as_tensor(x, 'x', ndim=len(da.in_shape) + 1)
     idx = torch.as_tensor([idx] if np.ndim(idx) == 0 else list(idx), dtype=torch.long)
-    if len(idx) and (idx.min() < 0 or idx.max() >= len(x)): raise IndexError(f"idx must be row numbers of the {len(x)} rows of x")
+    if len(idx) and (idx.min() < 0 or idx.max() >= len(x)):
+        raise ValueError(f"idx must be row numbers of the {len(x)} rows of x (0..{len(x) - 1}), got values from {int(idx.min())} to {int(idx.max())}")
     knn = knn if knn is not None else _knn_for(da, x)
     g = make_generator(random_state)
     kv = torch.stack([knn(None, idx, g) for _ in range(n_views)], 1)  # (B, n_views, ...) scaled units

@@ -6,7 +6,7 @@
 from __future__ import annotations
 import torch
 import torch.nn.functional as F
-from .core import as_labels, check_images, make_generator
+from .core import as_labels, check_images, make_generator, check_number
 from .scorenet import Denoiser, frozen
 from .sampling import sample_ddim, sample_ddpm
 from .classifier import classifier_inputs, model_of
@@ -37,6 +37,7 @@ def classifier_cond_fn(learn_or_model, # Learner from `fit_classifier`, `LoadedC
                        clip:bool=True, # clip x0_hat to [-1, 1]
                       ):
     "`cond_fn(x_t, t) = scale * grad_x log p(y | x_t, x0_hat(x_t), t)` for `sample_ddpm` / `sample_ddim`."
+    scale = check_number(scale, 'scale')
     model = model_of(learn_or_model)
     den = denoiser if denoiser is not None else getattr(learn_or_model, 'denoiser', None)
     kind = getattr(model, 'kind', 'plain')

@@ -17,7 +17,7 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
-from .core import as_tensor, as_labels
+from .core import as_tensor, as_labels, check_int, check_number
 
 # %% auto #0
 __all__ = ['knn_accuracy', 'linear_probe_accuracy', 'svc_cv_accuracy', 'cluster_accuracy', 'kmeans_accuracy', 'cluster_scores',
@@ -44,6 +44,7 @@ def knn_accuracy(z, # embedding `(N, d)`
                  random_state:int=0, # seed of the split
                 ) -> float:
     "Test accuracy of a k-NN classifier fitted on a stratified train split of `z`."
+    k, test_size = check_int(k, 'k', min=1), check_number(test_size, 'test_size', 0, 1, min_open=True, max_open=True)
     Z, Y = _prep(z, y, 2, 'for a stratified train/test split')
     Ztr, Zte, Ytr, Yte = train_test_split(Z, Y, test_size=test_size, stratify=Y, random_state=random_state)
     if k > len(Ztr): raise ValueError(f"k={k} neighbours but only {len(Ztr)} training rows; lower k")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import numpy as np
 import torch
-from .core import append_dims, randn, check_int, progress as _progress
+from .core import append_dims, randn, check_int, check_number, progress as _progress
 from .schedule import Schedule
 from .scorenet import Denoiser
 
@@ -90,6 +90,7 @@ def sample_ddim(denoiser:Denoiser, # the trained denoiser
                 x_T:torch.Tensor|None=None, # starting noise (default: drawn from `generator`)
                ) -> torch.Tensor:
     "DDIM sampling with `steps` denoiser evaluations."
+    eta = check_number(eta, 'eta', 0, 1)
     sch = denoiser.schedule
     x, cond = _prep(denoiser, shape, cond, x_T, generator)
     ts = ddim_timesteps(sch.n_steps, steps)

@@ -42,6 +42,8 @@ class CondEmbedding(nn.Module):
     def forward(self, t, cond=None):
         w = self.t_mlp[0].weight
         e = self.t_mlp(timestep_embedding(t, self.t_dim).to(w.dtype))
+        if cond is None and self.c_mlp is not None:
+            raise ValueError(f"this network was built with a condition (cond_dim={self.cond_dim}) and needs `cond`, one row per sample")
         if cond is not None:
             if self.c_mlp is None: raise ValueError("this network was built without a condition (cond_dim=0) but got `cond`")
             if cond.shape != (len(t), self.cond_dim):

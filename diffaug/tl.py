@@ -43,6 +43,10 @@ def embed(adata:anndata.AnnData, # cells x genes
     if not isinstance(adata, anndata.AnnData):
         raise TypeError(f"embed expects an anndata.AnnData, got {type(adata).__name__}; use `DiffAug().fit(x)` for arrays")
     if not isinstance(key_added, str) or not key_added: raise ValueError(f"key_added must be a non-empty string, got {key_added!r}")
+    ours = isinstance(adata.uns.get(key_added), dict) and 'diffaug_version' in adata.uns[key_added].get('params', {})
+    if key_added in adata.obsm and not ours and not copy:
+        raise ValueError(f"adata.obsm[{key_added!r}] already holds data that diffaug did not write; choose another key_added "
+                         f"(e.g. key_added='X_diffaug') or delete it first")
     _check_settings(kwargs)
     model = DiffAug(**kwargs)  # checks the settings before any work
     x, _, _ = adata_to_tensor(adata, layer=layer, use_rep=use_rep)
