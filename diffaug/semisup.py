@@ -78,6 +78,10 @@ class TemporalConsistencyCB(DiffusedBatchCB):
         lrn = self.learn
         if self.denoiser is not None and getattr(lrn, 'denoiser', None) not in (None, self.denoiser):
             raise ValueError("TemporalConsistencyCB was given another denoiser than the learner's; pass the learner's denoiser")
+        ds = getattr(self.dls.train, 'dataset', None)
+        if hasattr(ds, 'ts') and tuple(ds.ts[0].shape[1:]) != tuple(self.unlabeled.shape[1:]):
+            raise ValueError(f"unlabeled images have shape {tuple(self.unlabeled.shape[1:])}, but the labelled training images "
+                             f"have shape {tuple(ds.ts[0].shape[1:])}; give unlabeled images of the same size and channels")
         own = vars(self)  # the callback's own settings, written past fastai's warning about names the learner also has
         if self.given['schedule'] is None and getattr(lrn, 'schedule', None) is not None: own['schedule'] = lrn.schedule
         if self.given['t_max'] is None:
