@@ -13,9 +13,55 @@ from .core import as_tensor, make_generator, append_dims
 from .schedule import VPSchedule
 from .scorenet import Denoiser
 from .sampling import sample_ddim, sample_ddpm
+from .data import RowSource
 
 # %% auto #0
-__all__ = ['KNNMix', 'ImageViews', 'ViewBank']
+__all__ = ['pca_scores', 'knn_graph', 'KNNMix', 'ImageViews', 'ViewBank']
+
+# %% ../nbs/09_augment.ipynb #023b0930
+def pca_scores(src:RowSource, # rows to project, read in chunks
+               n_comp:int, # components
+               random_state:int=0, # seed of the random test matrix
+               n_iter:int=2, # power iterations (more: closer to the exact PCA)
+               oversample:int=10, # extra columns of the range finder
+              ) -> np.ndarray:
+    "Principal component scores `(N, n_comp)` float32 of the rows of `src`, out of core (randomised range finder)."
+    n, D = src.shape
+    l = min(n_comp + oversample, D, n)
+    mean = np.zeros(D)
+    for _, c in src.chunks(): mean += c.double().sum(0).numpy()
+    mean /= n
+    def times(M):  # (X - mean) @ M, chunk by chunk, (n, l)
+        out = np.empty((n, M.shape[1]))
+        for s, c in src.chunks(): out[s:s + len(c)] = (c.double().numpy() - mean) @ M
+        return out
+    def t_times(Q):  # (X - mean).T @ Q, (D, l)
+        out = np.zeros((D, Q.shape[1]))
+        for s, c in src.chunks(): out += (c.double().numpy() - mean).T @ Q[s:s + len(c)]
+        return out
+    Y = times(np.random.default_rng(random_state).standard_normal((D, l)))
+    for _ in range(n_iter): Y = times(np.linalg.qr(t_times(np.linalg.qr(Y)[0]))[0])
+    Q = np.linalg.qr(Y)[0]
+    U, S, Vt = np.linalg.svd(t_times(Q).T, full_matrices=False)  # B = Q^T (X - mean) = U S Vt
+    signs = np.sign(Vt[np.arange(len(Vt)), np.abs(Vt).argmax(1)])  # the sign convention of scikit-learn's PCA
+    return ((Q @ U[:, :n_comp]) * (S[:n_comp] * signs[:n_comp])).astype(np.float32)
+
+def knn_graph(emb:np.ndarray, # points `(N, d)`
+              k:int, # neighbours per point (itself excluded)
+              exact_max:int=50000, # exact search up to this many points, pynndescent above
+              random_state:int=0, # seed of pynndescent
+             ) -> np.ndarray:
+    "Indices `(N, k)` int64 of each point's `k` nearest other points (Euclidean)."
+    n = len(emb)
+    if n <= exact_max:
+        from sklearn.neighbors import NearestNeighbors
+        nb = NearestNeighbors(n_neighbors=k + 1).fit(emb).kneighbors(emb, return_distance=False)
+    else:
+        from pynndescent import NNDescent
+        nb = NNDescent(emb, n_neighbors=k + 1, random_state=random_state, n_jobs=1, verbose=False).neighbor_graph[0]
+    is_self = nb == np.arange(n)[:, None]
+    is_self[~is_self.any(1), -1] = True  # no self entry (ties): drop the farthest instead
+    return nb[~is_self].reshape(n, k).astype(np.int64)
 
 # %% ../nbs/09_augment.ipynb #0abb7837
 class KNNMix:
@@ -26,18 +72,19 @@ class KNNMix:
                  random_state:int=0, # seed of the randomised PCA solver
                 ):
         from sklearn.decomposition import PCA
-        from sklearn.neighbors import NearestNeighbors
         if not isinstance(k, int) or k < 1: raise ValueError(f"k must be a positive integer, got {k!r}")
-        self.x = as_tensor(x, 'x', ndim=(2, 4), dtype=None)
+        self.streamed = isinstance(x, RowSource)  # rows on disk: out-of-core PCA, rows read per batch
+        self.x = x if self.streamed else as_tensor(x, 'x', ndim=(2, 4), dtype=None)
         n = len(self.x)
         if n < k + 1: raise ValueError(f"kNN-mix needs more rows than neighbours: got {n} rows for k={k}; "
                                        f"lower k to at most {n - 1} or give more data")
-        flat = self.x.reshape(n, -1).detach().cpu().double().numpy()
-        n_comp = min(n_pcs, n - 1, flat.shape[1])
-        emb = PCA(n_comp, random_state=random_state).fit_transform(flat) if n_comp < flat.shape[1] else flat
-        nb = NearestNeighbors(n_neighbors=k + 1).fit(emb).kneighbors(emb, return_distance=False)
-        rows = [[j for j in r if j != i][:k] for i, r in enumerate(nb)]
-        self.neighbors = torch.tensor(rows, dtype=torch.long)
+        d = int(np.prod(self.x.shape[1:]))
+        n_comp = min(n_pcs, n - 1, d)
+        if self.streamed: emb = pca_scores(self.x, n_comp, random_state=random_state) if n_comp < d else torch.cat([c for _, c in self.x.chunks()]).numpy()
+        else:
+            flat = self.x.reshape(n, -1).detach().cpu().double().numpy()
+            emb = PCA(n_comp, random_state=random_state).fit_transform(flat) if n_comp < flat.shape[1] else flat
+        self.neighbors = torch.from_numpy(knn_graph(emb, k, random_state=random_state))
         self.k, self.n_pcs = k, n_comp
 
     def __call__(self, x:torch.Tensor|None, # the batch (only its device is used; the stored training rows are mixed)
@@ -49,8 +96,9 @@ class KNNMix:
         if len(idx) and (idx.min() < 0 or idx.max() >= len(self.x)):
             raise ValueError(f"idx must be row numbers of the {len(self.x)} training items (0..{len(self.x) - 1}), got values from {int(idx.min())} to {int(idx.max())}")
         j = self.neighbors[idx, torch.randint(self.k, (len(idx),), generator=generator)]
-        a = append_dims(torch.rand(len(idx), generator=generator), self.x.ndim).to(self.x)
-        out = a * self.x[idx] + (1 - a) * self.x[j]
+        a = append_dims(torch.rand(len(idx), generator=generator), self.x.ndim).to(dtype=self.x.dtype, device=self.x.device)
+        xi = x.detach().cpu().to(self.x.dtype) if self.streamed and x is not None else self.x[idx]  # streamed: the batch is x_idx
+        out = a * xi + (1 - a) * self.x[j]
         return out.to(x.device) if x is not None else out
 
 # %% ../nbs/09_augment.ipynb #36bd53e0

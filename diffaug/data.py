@@ -14,8 +14,9 @@ import anndata
 from .core import as_tensor, make_generator, Seeds
 
 # %% auto #0
-__all__ = ['CORRUPTIONS', 'digits_images', 'digits_vectors', 'load_table', 'pbmc68k_reduced', 'krumsiek11', 'VectorScaler',
-           'adata_to_tensor', 'read_h5ad', 'load_cifar10', 'load_cifar100', 'load_stl10', 'corrupt', 'corrupted_set']
+__all__ = ['CORRUPTIONS', 'digits_images', 'digits_vectors', 'load_table', 'pbmc68k_reduced', 'krumsiek11', 'RowSource', 'take',
+           'VectorScaler', 'adata_to_tensor', 'read_h5ad', 'load_cifar10', 'load_cifar100', 'load_stl10', 'corrupt',
+           'corrupted_set']
 
 # %% ../nbs/06_data.ipynb #b77f7200
 def digits_images() -> tuple[torch.Tensor, torch.Tensor]:
@@ -58,6 +59,66 @@ def krumsiek11() -> anndata.AnnData:
     a.obs_names_make_unique()
     return a
 
+# %% ../nbs/06_data.ipynb #f8cf68a2
+class RowSource:
+    "Rows of a matrix in memory or on disk (e.g. a backed AnnData's X), read on demand as dense float32 tensors."
+    ndim, dtype, device = 2, torch.float32, torch.device('cpu')
+    def __init__(self, m, # `(N, D)`: numpy/torch/scipy-sparse matrix, h5py dataset or anndata backed sparse matrix
+                 name:str='x', # what to call it in messages
+                 index:np.ndarray|None=None, # the rows of `m` this source shows, in order (None: all)
+                 transform=None, # applied to every block read, e.g. a fitted scaler's `transform`
+                 chunk:int=8192, # rows per block of `chunks`
+                ):
+        shape = tuple(getattr(m, 'shape', ()))
+        if len(shape) != 2: raise ValueError(f"{name} must be a matrix (N, D), got shape {shape}")
+        self.m, self.name, self.index, self.transform, self.chunk = m, name, index, transform, int(chunk)
+    def __len__(self): return len(self.index) if self.index is not None else self.m.shape[0]
+    @property
+    def shape(self): return (len(self), self.m.shape[1])
+    def __repr__(self): return f"RowSource({self.name}, shape={self.shape}, {type(self.m).__name__})"
+
+    def _read(self, rows:np.ndarray) -> torch.Tensor:
+        "Rows `rows` of `m` (any order, repeats allowed) as float32, read in increasing order."
+        if len(rows) and (rows.min() < 0 or rows.max() >= self.m.shape[0]):
+            raise ValueError(f"{self.name}: row numbers must lie in 0..{self.m.shape[0] - 1}")
+        u, inv = np.unique(rows, return_inverse=True)
+        contiguous = len(u) > 0 and u[-1] - u[0] + 1 == len(u)
+        block = self.m[int(u[0]):int(u[-1]) + 1] if contiguous else self.m[u if not isinstance(self.m, torch.Tensor) else torch.from_numpy(u)]
+        if hasattr(block, 'toarray'): block = block.toarray()
+        block = block.float() if isinstance(block, torch.Tensor) else torch.from_numpy(np.asarray(block, dtype=np.float32))
+        out = block[torch.from_numpy(inv.reshape(-1))] if len(u) != len(rows) or not contiguous or (rows != u).any() else block
+        if not torch.isfinite(out).all():
+            raise ValueError(f"{self.name} contains NaN or inf values (in the rows read); remove or impute them first")
+        return self.transform(out) if self.transform is not None else out
+
+    def __getitem__(self, i) -> torch.Tensor:
+        "Rows `i` (an integer array, tensor or slice) as a dense float32 tensor `(len(i), D)`."
+        if isinstance(i, slice): rows = np.arange(len(self))[i]
+        else:
+            rows = np.asarray(i.cpu() if isinstance(i, torch.Tensor) else i, dtype=np.int64).reshape(-1)
+            if len(rows) and (rows.min() < 0 or rows.max() >= len(self)):
+                raise ValueError(f"row numbers must lie in 0..{len(self) - 1} for {self.name}, got {rows.min()}..{rows.max()}")
+        return self._read(self.index[rows] if self.index is not None else rows)
+
+    def subset(self, i) -> RowSource:
+        "A lazy view of the rows `i` (nothing is read)."
+        rows = np.asarray(i.cpu() if isinstance(i, torch.Tensor) else i, dtype=np.int64).reshape(-1)
+        return RowSource(self.m, self.name, self.index[rows] if self.index is not None else rows, self.transform, self.chunk)
+
+    def with_transform(self, f) -> RowSource:
+        "A lazy view with `f` applied to every block read (after any transform already there)."
+        g = f if self.transform is None else (lambda t, a=self.transform: f(a(t)))
+        return RowSource(self.m, self.name, self.index, g, self.chunk)
+
+    def chunks(self, size:int|None=None):
+        "Blocks of consecutive rows `(start, tensor)`, in order."
+        size = size or self.chunk
+        for s in range(0, len(self), size): yield s, self[s:s + size]
+
+def take(t, i):
+    "Rows `i` of a tensor, or a lazy view of them for a `RowSource`."
+    return t.subset(i) if isinstance(t, RowSource) else t[i]
+
 # %% ../nbs/06_data.ipynb #78b97bc7
 class VectorScaler:
     "Per-feature affine map of vectors into about [-1, 1], fitted on training data."
@@ -80,9 +141,10 @@ class VectorScaler:
         return x
 
     def fit(self,
-            x, # training data `(N, D)`
+            x, # training data `(N, D)`, or a `RowSource` (one streamed pass, float64 sums)
            ) -> VectorScaler:
         "Learn per-feature centre and scale from `x`."
+        if isinstance(x, RowSource): return self._fit_source(x)
         x = self._check(x, fitted=False).double()
         if self.kind == 'standard':
             c, s = x.mean(0), x.std(0, correction=0) * self.clip
@@ -90,6 +152,26 @@ class VectorScaler:
             lo, hi = x.min(0).values, x.max(0).values
             c, s = (hi + lo) / 2, (hi - lo) / 2
         s = torch.where(s > 0, s, torch.ones_like(s))  # constant features: centre to 0, no division by zero
+        self.center, self.scale = c.float(), s.float()
+        return self
+
+    def _fit_source(self, src:RowSource) -> VectorScaler:
+        "`fit` in one pass over the chunks of `src`: merged means and squared deviations (Chan et al.), or min/max."
+        n, mean, m2, lo, hi = 0, None, None, None, None
+        for _, c in src.chunks():
+            c = c.double(); k = len(c)
+            if self.kind == 'standard':
+                cm = c.mean(0); cm2 = ((c - cm) ** 2).sum(0)
+                if mean is None: n, mean, m2 = k, cm, cm2
+                else:
+                    d = cm - mean; tot = n + k
+                    mean, m2, n = mean + d * k / tot, m2 + cm2 + d * d * n * k / tot, tot
+            else:
+                lo = c.min(0).values if lo is None else torch.minimum(lo, c.min(0).values)
+                hi = c.max(0).values if hi is None else torch.maximum(hi, c.max(0).values)
+        if self.kind == 'standard': c, s = mean, (m2 / n).sqrt() * self.clip
+        else: c, s = (hi + lo) / 2, (hi - lo) / 2
+        s = torch.where(s > 0, s, torch.ones_like(s))
         self.center, self.scale = c.float(), s.float()
         return self
 

@@ -130,10 +130,10 @@ class EncoderHead(nn.Module):
         if bs < 1: raise ValueError(f"bs must be a positive integer, got {bs}")
         p = next(self.encoder.parameters(), None)
         dtype, device = (p.dtype, p.device) if p is not None else (torch.float32, torch.device('cpu'))
-        x = as_tensor(x, 'x', dtype=dtype)
+        if not hasattr(x, 'chunks'): x = as_tensor(x, 'x', dtype=dtype)  # a `data.RowSource` is read one batch at a time
         modes = [(m, m.training) for m in self.encoder.modules()]
         self.encoder.eval()
-        try: return torch.cat([self.encoder(x[i:i + bs].to(device)) for i in range(0, len(x), bs)])
+        try: return torch.cat([self.encoder(x[i:i + bs].to(device, dtype)) for i in range(0, len(x), bs)])
         finally:
             for m, t in modes: m.train(t)
 

@@ -77,8 +77,9 @@ def tensor_dls(*ts:torch.Tensor, # aligned tensors (inputs, conditions, labels..
     bs = min(bs, len(ti))
     if drop_last is None: drop_last = 0 < len(ti) % bs < bs // 2
     device = device if device is not None else ts[0].device
-    trn = TensorDL(Tensors(*[t[ti] for t in ts]), bs=bs, shuffle=True, drop_last=drop_last, seed=random_state, device=device)
-    val = TensorDL(Tensors(*[t[vi] for t in ts]), bs=bs, shuffle=False, seed=random_state, device=device)
+    take = lambda t, i: t.subset(i) if hasattr(t, 'subset') else t[i]  # a `data.RowSource` stays lazy: rows are read per batch
+    trn = TensorDL(Tensors(*[take(t, ti) for t in ts]), bs=bs, shuffle=True, drop_last=drop_last, seed=random_state, device=device)
+    val = TensorDL(Tensors(*[take(t, vi) for t in ts]), bs=bs, shuffle=False, seed=random_state, device=device)
     return DataLoaders(trn, val, device=device)
 
 # %% ../nbs/02_learner.ipynb #e2e6bfed

@@ -170,7 +170,15 @@ class GaussianPrior(nn.Module):
         self.register_buffer('var', var.detach().clone().float().clamp(min=min_var))
     @classmethod
     def from_data(cls, x:torch.Tensor, min_var:float=1e-6):
-        "Fit mean and variance per feature over the first axis of `x`."
+        "Fit mean and variance per feature over the first axis of `x` (a tensor, or a `data.RowSource` read in one pass)."
+        if hasattr(x, 'chunks'):  # streamed: merged chunk means and squared deviations
+            n = 0
+            for _, c in x.chunks():
+                c = c.double(); k = len(c); cm = c.mean(0); cm2 = ((c - cm) ** 2).sum(0)
+                if n == 0: mean, m2 = cm, cm2
+                else: d = cm - mean; mean, m2 = mean + d * k / (n + k), m2 + cm2 + d * d * n * k / (n + k)
+                n += k
+            return cls(mean, m2 / n, min_var)
         x = x.double()
         return cls(x.mean(0), x.var(0, unbiased=False), min_var)
     def _parts(self, x_t, a, s):
@@ -343,8 +351,11 @@ def train_denoiser(x, # clean training data, `(N, D)` vectors or `(N, C, H, W)` 
                   ) -> Denoiser:
     "Train an eps-prediction denoiser on `x` with fastai and return its EMA copy."
     check_channels_first(tuple(getattr(x, 'shape', ())), 'x')
-    x = as_tensor(x, 'x', ndim=(2, 4), min_rows=2)
-    if x[0].numel() == 0: raise ValueError(f"x has no features: shape {tuple(x.shape)}")
+    streamed = hasattr(x, 'chunks')  # a `data.RowSource`: rows are read from it one batch at a time
+    if streamed:
+        if len(x) < 2: raise ValueError(f"x has {len(x)} rows; at least 2 needed")
+    else: x = as_tensor(x, 'x', ndim=(2, 4), min_rows=2)
+    if x.shape[1] == 0: raise ValueError(f"x has no features: shape {tuple(x.shape)}")
     epochs, bs = check_int(epochs, 'epochs', min=1), check_int(bs, 'bs', min=1)
     lr, wd = check_number(lr, 'lr', min=0, min_open=True), check_number(wd, 'wd', min=0)
     ema = check_number(ema, 'ema', 0, 1, max_open=True)
@@ -359,7 +370,7 @@ def train_denoiser(x, # clean training data, `(N, D)` vectors or `(N, C, H, W)` 
     if cond is not None:
         cond = as_tensor(cond, 'cond', ndim=2)
         if len(cond) != len(x): raise ValueError(f"cond has {len(cond)} rows for {len(x)} samples")
-    if x.abs().max() > 20: raise ValueError(f"x has values up to {x.abs().max().item():.3g}; scale the data to about [-1, 1] first "
+    if not streamed and x.abs().max() > 20: raise ValueError(f"x has values up to {x.abs().max().item():.3g}; scale the data to about [-1, 1] first "
                                             "(e.g. `diffaug.data.VectorScaler`)")
     schedule = schedule or VPSchedule()
     if isinstance(prior, str):
