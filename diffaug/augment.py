@@ -16,9 +16,9 @@ from .sampling import sample_ddim, sample_ddpm
 from .data import RowSource
 
 # %% auto #0
-__all__ = ['pca_scores', 'knn_graph', 'KNNMix', 'ImageViews', 'ViewBank']
+__all__ = ['pca_scores', 'knn_graph', 'KNNMix', 'ImageViews', 'ViewBank', 'GeneratedViews']
 
-# %% ../nbs/09_augment.ipynb #023b0930
+# %% ../nbs/09_augment.ipynb #52e9e515
 def pca_scores(src:RowSource, # rows to project, read in chunks
                n_comp:int, # components
                random_state:int=0, # seed of the random test matrix
@@ -202,3 +202,54 @@ class ViewBank:
         if gen_v.shape != x_view.shape: raise ValueError(f"bank views {tuple(gen_v.shape)} do not match the batch views {tuple(x_view.shape)}")
         m = torch.rand(len(idx), generator=generator) < lam
         return torch.where(append_dims(m, x_view.ndim).to(x_view.device), gen_v, x_view)
+
+# %% ../nbs/09_augment.ipynb #713de2c6
+class GeneratedViews:
+    "Generated views drawn on demand from the codes of the items (no stored bank): the `ViewBank` interface in O(N k) memory."
+    def __init__(self, n_items:int, # number of training items
+                 sampler:str='ddim', # 'ddim' or 'ddpm'
+                 steps:int=10, # DDIM steps (ignored by 'ddpm')
+                ):
+        if sampler not in ('ddim', 'ddpm'): raise ValueError(f"sampler must be 'ddim' or 'ddpm', got {sampler!r}")
+        if n_items < 1: raise ValueError(f"n_items must be >= 1, got {n_items}")
+        self.n_items, self.n_views, self.sampler, self.steps = n_items, 1, sampler, steps
+        self.denoiser = self.codes = None; self.log = []
+    def set_shape(self, shape:tuple): self._shape = tuple(shape); return self
+    def refresh(self, denoiser:Denoiser, # conditional generator
+                codes:torch.Tensor, # codes of the training items `(n_items, k)`
+                generator:torch.Generator|None=None, # unused: views are drawn in `draw`
+                progress:bool=False,
+               ) -> GeneratedViews:
+        "Keep the generator and the items' codes for later draws."
+        codes = as_tensor(codes, 'codes', ndim=2)
+        if len(codes) != self.n_items: raise ValueError(f"codes has {len(codes)} rows for {self.n_items} items")
+        self.denoiser, self.codes = denoiser, codes
+        steps = self.steps if self.sampler == 'ddim' else denoiser.schedule.n_steps
+        self.log.append(dict(sampler=self.sampler, steps=steps, n_items=self.n_items, n_views=0, seconds=0.))
+        return self
+    @torch.no_grad()
+    def draw(self, idx:torch.Tensor, # training-set row numbers
+             generator:torch.Generator|None=None, # source of the sampling noise
+            ) -> torch.Tensor:
+        "One freshly generated view per item in `idx`."
+        if self.codes is None: raise RuntimeError("no generator yet; call `refresh(denoiser, codes)` first")
+        idx = torch.as_tensor(idx, dtype=torch.long).cpu()
+        shape = tuple(self.denoiser.prior.mean.shape) if getattr(self.denoiser, 'prior', None) is not None else self._shape
+        c = self.codes[idx].to(self.denoiser.device)
+        was = self.denoiser.training; self.denoiser.eval()
+        try:
+            if self.sampler == 'ddim': return sample_ddim(self.denoiser, (len(idx), *shape), steps=self.steps, cond=c, generator=generator, progress=False).cpu()
+            return sample_ddpm(self.denoiser, (len(idx), *shape), cond=c, generator=generator, progress=False).cpu()
+        finally: self.denoiser.train(was)
+    def mix(self, x_view:torch.Tensor, # the ordinary views of the batch
+            idx:torch.Tensor, # training-set row numbers of the batch
+            lam:float=0.184, # probability of replacing each view by a generated one
+            generator:torch.Generator|None=None, # source of the replacement draws and the sampling noise
+           ) -> torch.Tensor:
+        "Replace each view, with probability `lam`, by a view generated now for the same item."
+        if not 0 <= lam <= 1: raise ValueError(f"lam must be a probability in [0, 1], got {lam}")
+        m = torch.rand(len(idx), generator=generator) < lam
+        if not m.any(): return x_view
+        out = x_view.clone()
+        out[m.to(x_view.device)] = self.draw(torch.as_tensor(idx).cpu()[m], generator).to(x_view)
+        return out

@@ -19,8 +19,8 @@ from .learner import tensor_learner, fit_learner, BatchLossLog, Phase, run_phase
 from .scorenet import Denoiser, train_denoiser
 from .encoder import EncoderHead, make_encoder_head
 from .losses import SoftContrastiveLoss, NTXentLoss
-from .data import VectorScaler
-from .augment import KNNMix, ImageViews, ViewBank
+from .data import VectorScaler, RowSource
+from .augment import KNNMix, ImageViews, ViewBank, GeneratedViews
 
 # %% auto #0
 __all__ = ['ContrastiveViewsCB', 'PairLoss', 'encoder_learner', 'fit_encoder', 'BankViews', 'fit_generator', 'auto_epochs',
@@ -144,6 +144,7 @@ class GeneratorSettings:
     steps:int=10 # DDIM steps
     n_views:int=1 # generated views per item in the bank
     refresh_every:int|None=None # also regenerate the bank every this many E2 epochs (None: once per round)
+    bank:str='auto' # 'stored' (a bank of every item's views), 'on_demand' (views drawn per batch, O(N k) memory), 'auto' (on_demand for streamed data)
 
 _AUGMENTS, _LOSSES = ('diffaug', 'knnmix'), {'soft': SoftContrastiveLoss, 'ntxent': NTXentLoss}
 
@@ -163,7 +164,8 @@ def _check_epochs(epochs, augment):
 def _check_generator(g:GeneratorSettings) -> GeneratorSettings:
     "Settings of the generator, checked field by field."
     if g.sampler not in ('ddim', 'ddpm'): raise ValueError(f"generator sampler must be 'ddim' or 'ddpm', got {g.sampler!r}")
-    return GeneratorSettings(bs=check_int(g.bs, 'generator bs', min=1), lr=check_number(g.lr, 'generator lr', min=0, min_open=True),
+    if g.bank not in ('auto', 'stored', 'on_demand'): raise ValueError(f"generator bank must be 'auto', 'stored' or 'on_demand', got {g.bank!r}")
+    return GeneratorSettings(bank=g.bank, bs=check_int(g.bs, 'generator bs', min=1), lr=check_number(g.lr, 'generator lr', min=0, min_open=True),
                              sampler=g.sampler, steps=check_int(g.steps, 'generator steps', min=1),
                              n_views=check_int(g.n_views, 'generator n_views', min=1),
                              refresh_every=None if g.refresh_every is None else check_int(g.refresh_every, 'generator refresh_every', min=1))
@@ -223,7 +225,8 @@ def prepare(self:DiffAug, x):
     "Check `x`, fit the scaler and build the ordinary view maker; returns `(scaled data on the device, views)`."
     c = self.config
     if getattr(x, 'ndim', None) == 4: check_channels_first(tuple(x.shape), 'x')
-    x = as_tensor(x, 'x', ndim=(2, 4))
+    self.streamed_ = isinstance(x, RowSource)  # rows on disk: read per batch, never all at once
+    if not self.streamed_: x = as_tensor(x, 'x', ndim=(2, 4))
     n = len(x)
     if x[0].numel() == 0: raise ValueError(f"x has no features: shape {tuple(x.shape)}; DiffAug needs at least one")
     if n < max(c['k'] + 1, 4):
@@ -232,7 +235,10 @@ def prepare(self:DiffAug, x):
     bs = c['bs'] if c['bs'] is not None else min(500, math.ceil(n / 2))
     if bs > n: raise ValueError(f"x has {n} rows, fewer than the batch size bs={bs}; lower bs to at most {n}")
     if bs < 2: raise ValueError(f"bs must be at least 2 (BatchNorm needs two rows), got {bs}")
-    if x.ndim == 2:
+    if self.streamed_:
+        self.scaler = VectorScaler().fit(x); xs = x.with_transform(self.scaler.transform)
+        kind, views = 'mlp', KNNMix(xs, k=c['k'], n_pcs=c['n_pcs'], random_state=c['random_state'])
+    elif x.ndim == 2:
         self.scaler = VectorScaler().fit(x); xs = self.scaler.transform(x)
         kind, views = 'mlp', KNNMix(xs, k=c['k'], n_pcs=c['n_pcs'], random_state=c['random_state'])
     else:
@@ -243,7 +249,7 @@ def prepare(self:DiffAug, x):
     if c['augment'] == 'knnmix':  # one encoder phase: as many epochs as DiffAug's E1 + E2 phases (N for `epochs=N`)
         e1, em, e2 = (e if isinstance(e, int) else e1 + c['rounds'] * e2), 0, 0
     self.in_shape, self.kind, self.bs_, self.epochs_ = tuple(x.shape[1:]), kind, bs, (e1, em, e2)
-    return xs.to(self.device), views
+    return (xs if self.streamed_ else xs.to(self.device)), views
 
 @patch
 def plan(self:DiffAug, xs:torch.Tensor, # scaled training data (from `prepare`)
@@ -264,10 +270,13 @@ def plan(self:DiffAug, xs:torch.Tensor, # scaled training data (from `prepare`)
     def bank(r):
         self.bank.refresh(self.generator, self.codes_, generator=seeds.generator('bank', r))
         lg = self.bank.log[-1]
-        return None, f"{lg['n_items']}x{lg['n_views']} views by {lg['sampler'].upper()}-{lg['steps']}"
+        what = f"{lg['n_items']}x{lg['n_views']} views" if lg['n_views'] else f"views of {lg['n_items']} items on demand"
+        return None, f"{what} by {lg['sampler'].upper()}-{lg['steps']}"
     plan = [Phase('E1', partial(encoder, views, e1, seeds.child('E1')))]
     if c['augment'] == 'diffaug':
-        self.bank = ViewBank(len(xs), n_views=gs.n_views, sampler=gs.sampler, steps=gs.steps).set_shape(self.in_shape)
+        on_demand = gs.bank == 'on_demand' or (gs.bank == 'auto' and isinstance(xs, RowSource))
+        self.bank = (GeneratedViews(len(xs), sampler=gs.sampler, steps=gs.steps) if on_demand else
+                     ViewBank(len(xs), n_views=gs.n_views, sampler=gs.sampler, steps=gs.steps)).set_shape(self.in_shape)
         for r in range(c['rounds']):
             refresh = [BankRefreshCB(self, xs, gs.refresh_every, seeds.generator('refresh', r))] if gs.refresh_every else []
             plan += [Phase('M', partial(generator, r), r), Phase('bank', partial(bank, r), r),
@@ -313,6 +322,9 @@ def transform(self:DiffAug, x, # data with the training features (or image shape
               ) -> np.ndarray:
     "Embedding `(N, n_latent)` float32 of `x`."
     if self.model is None: raise RuntimeError("this DiffAug is not fitted yet; call `fit(x)` first")
+    if isinstance(x, RowSource):  # streamed: embedded a batch at a time
+        if tuple(x.shape[1:]) != self.in_shape: raise ValueError(f"x has rows of shape {tuple(x.shape[1:])}, but the model was trained on {self.in_shape}")
+        return self.model.embed(x.with_transform(self.scaler.transform), bs=bs).cpu().numpy().astype(np.float32)
     if getattr(x, 'ndim', len(self.in_shape) + 1) != len(self.in_shape) + 1:
         raise ValueError(f"x has shape {tuple(x.shape)}, but the model was trained on rows of shape {self.in_shape}")
     x = as_tensor(x, 'x', ndim=len(self.in_shape) + 1)

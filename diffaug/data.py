@@ -59,7 +59,7 @@ def krumsiek11() -> anndata.AnnData:
     a.obs_names_make_unique()
     return a
 
-# %% ../nbs/06_data.ipynb #f8cf68a2
+# %% ../nbs/06_data.ipynb #d9fe70a3
 class RowSource:
     "Rows of a matrix in memory or on disk (e.g. a backed AnnData's X), read on demand as dense float32 tensors."
     ndim, dtype, device = 2, torch.float32, torch.device('cpu')

@@ -10,7 +10,7 @@ import numpy as np
 import anndata
 import diffaug
 from .io import write_atomic, check_output_file
-from .data import adata_to_tensor, read_h5ad
+from .data import adata_to_tensor, read_h5ad, RowSource
 from .contrastive import DiffAug
 
 # %% auto #0
@@ -49,7 +49,10 @@ def embed(adata:anndata.AnnData, # cells x genes
                          f"(e.g. key_added='X_diffaug') or delete it first")
     _check_settings(kwargs)
     model = DiffAug(**kwargs)  # checks the settings before any work
-    x, _, _ = adata_to_tensor(adata, layer=layer, use_rep=use_rep)
+    if adata.isbacked and layer is None and use_rep in (None, 'X'):  # X stays on disk: rows are read per batch
+        if adata.n_obs == 0: raise ValueError(f"adata is empty: {adata.n_obs} cells x {adata.n_vars} features")
+        x = RowSource(adata.X, 'adata.X')
+    else: x, _, _ = adata_to_tensor(adata, layer=layer, use_rep=use_rep)
     z = model.fit(x).transform(x)
     if copy: adata = adata.to_memory() if adata.isbacked else adata.copy()  # a backed AnnData cannot `copy()` without a new file
     adata.obsm[key_added] = z
