@@ -18,7 +18,7 @@ from .data import RowSource
 # %% auto #0
 __all__ = ['pca_scores', 'knn_graph', 'KNNMix', 'ImageViews', 'ViewBank', 'GeneratedViews']
 
-# %% ../nbs/09_augment.ipynb #52e9e515
+# %% ../nbs/09_augment.ipynb #986bd8fd
 def pca_scores(src:RowSource, # rows to project, read in chunks
                n_comp:int, # components
                random_state:int=0, # seed of the random test matrix
@@ -203,7 +203,7 @@ class ViewBank:
         m = torch.rand(len(idx), generator=generator) < lam
         return torch.where(append_dims(m, x_view.ndim).to(x_view.device), gen_v, x_view)
 
-# %% ../nbs/09_augment.ipynb #713de2c6
+# %% ../nbs/09_augment.ipynb #7fcb7ac4
 class GeneratedViews:
     "Generated views drawn on demand from the codes of the items (no stored bank): the `ViewBank` interface in O(N k) memory."
     def __init__(self, n_items:int, # number of training items

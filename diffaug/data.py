@@ -59,7 +59,7 @@ def krumsiek11() -> anndata.AnnData:
     a.obs_names_make_unique()
     return a
 
-# %% ../nbs/06_data.ipynb #d9fe70a3
+# %% ../nbs/06_data.ipynb #93e8c717
 class RowSource:
     "Rows of a matrix in memory or on disk (e.g. a backed AnnData's X), read on demand as dense float32 tensors."
     ndim, dtype, device = 2, torch.float32, torch.device('cpu')
@@ -274,6 +274,7 @@ def adata_to_tensor(adata:anndata.AnnData, # cells x genes
 
 # %% ../nbs/06_data.ipynb #8b1b6af3
 def read_h5ad(path:str|Path, # path to an `.h5ad` file
+              backed:str|None=None, # 'r': leave X on disk (rows are read on demand); None: read everything
              ) -> anndata.AnnData:
     "Read an `.h5ad` file, with a clear error when it is missing, not HDF5, or damaged."
     p = Path(path).expanduser()
@@ -284,7 +285,8 @@ def read_h5ad(path:str|Path, # path to an `.h5ad` file
     if head != b'\x89HDF\r\n\x1a\n':
         what = 'an empty file' if not head else f"a file starting with {head!r}"
         raise ValueError(f"{str(p)!r} is not an HDF5/h5ad file ({what}); .h5ad files are written by `adata.write_h5ad`")
-    try: return anndata.read_h5ad(p)
+    if backed not in (None, 'r'): raise ValueError(f"backed must be None or 'r', got {backed!r}")
+    try: return anndata.read_h5ad(p, backed=backed)
     except Exception as e:
         raise ValueError(f"{str(p)!r} is an HDF5 file but not a readable AnnData ({type(e).__name__}: {str(e)[:200]}); "
                          f"is it truncated, or written by another tool?") from None

@@ -71,7 +71,9 @@ def embed_file(input:str|Path, # `.h5ad` file to read
     if 'copy' in kwargs: raise TypeError("embed_file writes a new file; `copy` does not apply")
     _check_settings({k: v for k, v in kwargs.items() if k not in ('layer', 'use_rep', 'key_added')})
     DiffAug(**{k: v for k, v in kwargs.items() if k not in ('layer', 'use_rep', 'key_added')})  # checks the settings
-    adata = read_h5ad(input)
-    embed(adata, **kwargs)
-    write_atomic(out, lambda p: adata.write_h5ad(p))
+    adata = read_h5ad(input, backed='r')  # X stays on disk while the model trains
+    try:
+        embed(adata, **kwargs)
+        write_atomic(out, lambda p: adata.write_h5ad(p))  # a temporary file beside `out`, then an atomic move: safe over the input
+    finally: adata.file.close()
     return out
