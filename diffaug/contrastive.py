@@ -15,7 +15,7 @@ from fastai.learner import Learner
 from fastai.callback.core import Callback
 from .core import as_tensor, make_generator, Seeds, torch_seed, check_int, check_number, check_device, check_channels_first
 from .io import save_checkpoint, load_checkpoint, load_state
-from .learner import tensor_learner, fit_learner, BatchLossLog, Phase, run_phases
+from .learner import tensor_learner, fit_learner, BatchLossLog, Phase, run_phases, dist_info, shard_rows, all_gather_rows
 from .scorenet import Denoiser, train_denoiser
 from .encoder import EncoderHead, make_encoder_head
 from .losses import SoftContrastiveLoss, NTXentLoss
@@ -39,7 +39,10 @@ class ContrastiveViewsCB(Callback):
         if len(self.xb) != 1 or len(self.yb) != 1:
             raise ValueError("ContrastiveViewsCB expects batches (x, idx): the data and their training-set row numbers")
         x, idx = self.xb[0], self.yb[0]
-        v = self.views(x, idx, self.gen).to(x)
+        v = self.views(x, idx, self.gen).to(x)  # every process draws the views of the whole global batch...
+        if dist_info()[1] > 1 and self.training:  # ...and keeps its share of the pairs (see `learner.DistributedCB`)
+            x, v, idx = shard_rows(x), shard_rows(v), shard_rows(idx)
+            self.learn.batch_sharded = True
         self.learn.xb = (torch.cat([x, v]),)
         self.learn.yb = (idx,)
 
@@ -52,7 +55,10 @@ class PairLoss(nn.Module):
         z, h = pred
         if len(z) % 2: raise ValueError(f"PairLoss needs 2B rows (originals then views), got {len(z)}")
         B = len(z) // 2
-        return self.loss(z[:B], h[:B], h[B:])
+        z0, h0, h1 = z[:B], h[:B], h[B:]
+        if dist_info()[1] > 1 and torch.is_grad_enabled():  # the loss couples rows: gather the global batch
+            z0, h0, h1 = all_gather_rows(z0), all_gather_rows(h0), all_gather_rows(h1)
+        return self.loss(z0, h0, h1)
 
 # %% ../nbs/10_contrastive.ipynb #7f9b741d
 def encoder_learner(model:EncoderHead, # encoder and head, trained in place

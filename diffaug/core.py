@@ -11,7 +11,8 @@ from fastprogress.fastprogress import progress_bar
 
 # %% auto #0
 __all__ = ['append_dims', 'make_generator', 'randn', 'Seeds', 'keep_rng_state', 'torch_seed', 'as_tensor', 'as_labels',
-           'check_int', 'check_number', 'check_device', 'check_channels_first', 'check_images', 'progress']
+           'check_int', 'check_number', 'check_device', 'check_channels_first', 'check_images', 'dist_info',
+           'is_main_process', 'progress']
 
 # %% ../nbs/00_core.ipynb #2c8b4cd9
 def append_dims(x:torch.Tensor, # per-sample values, shape `(B,)`
@@ -232,13 +233,22 @@ def check_images(x, # images, array-like `(N, C, H, W)`
     return x
 
 # %% ../nbs/00_core.ipynb #ab88fc76
+def dist_info() -> tuple[int, int]:
+    "`(rank, world_size)` of this process: `(0, 1)` outside an initialised `torch.distributed` process group."
+    d = torch.distributed
+    return (d.get_rank(), d.get_world_size()) if d.is_available() and d.is_initialized() else (0, 1)
+
+def is_main_process() -> bool:
+    "True on rank 0 (and outside a process group): the one process that writes files and shows progress."
+    return dist_info()[0] == 0
+
 def progress(it, # iterable to wrap
              show:bool=True, # show a bar?
              total:int|None=None, # length, if `it` has none
              comment:str='', # text shown beside the bar
             ):
-    "Wrap `it` in a fastprogress bar when `show`, else return it unchanged."
-    if not show: return it
+    "Wrap `it` in a fastprogress bar when `show` (on the main process only), else return it unchanged."
+    if not show or not is_main_process(): return it
     pb = progress_bar(it, total=total, leave=False)
     if comment: pb.comment = comment
     return pb

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 from torch import nn
 import diffaug
+from .core import is_main_process
 
 # %% auto #0
 __all__ = ['write_atomic', 'write_files_atomic', 'write_text_atomic', 'check_output_file', 'check_output_folder',
@@ -40,7 +41,8 @@ def write_atomic(path:str|Path, # file to (over)write
 
 def write_files_atomic(writes:dict, # {path: write}, each `write(tmp_path)` writing one file
                       ) -> list[Path]:
-    "Write several files: all into temporary files first, then each moved into place (nothing is replaced if any write fails)."
+    "Write several files: all into temporary files first, then each moved into place (nothing is replaced if any write fails). Only the main process writes."
+    if not is_main_process(): return [Path(p) for p in writes]  # under torch.distributed, rank 0 alone writes
     tmps = {}
     try:
         for path, write in writes.items(): tmps[Path(path)] = _write_temp(Path(path), write)

@@ -16,11 +16,12 @@ from fastai.learner import Learner
 from fastai.callback.core import Callback
 from fastai.callback.schedule import fit_one_cycle  # adds `Learner.fit_one_cycle`
 from fastai.optimizer import Adam
-from .core import make_generator, torch_seed, keep_rng_state, check_int, check_number
+from .core import make_generator, torch_seed, keep_rng_state, check_int, check_number, dist_info, is_main_process
 
 # %% auto #0
-__all__ = ['Tensors', 'TensorDL', 'tensor_dls', 'BatchLossLog', 'EpochTimer', 'tensor_learner', 'fit_learner', 'EMA', 'Phase',
-           'run_phases', 'plot_history']
+__all__ = ['Tensors', 'TensorDL', 'tensor_dls', 'BatchLossLog', 'EpochTimer', 'tensor_learner', 'fit_learner', 'unwrap',
+           'shard_rows', 'all_gather_rows', 'GlobalBatchNorm', 'DistributedCB', 'EMA', 'Phase', 'run_phases',
+           'plot_history']
 
 # %% ../nbs/02_learner.ipynb #1e4c21d7
 class Tensors:
@@ -130,6 +131,8 @@ def fit_learner(learn:Learner, # from `tensor_learner`
     "Fit `learn` for `epochs`, quietly unless `progress`; the caller's global RNG state is left as it was."
     epochs = check_int(epochs, 'epochs', min=0)
     lr = check_number(learn.lr if lr is None else lr, 'lr', min=0, min_open=True)
+    if dist_info()[1] > 1 and not any(isinstance(c, DistributedCB) for c in learn.cbs): cbs = [DistributedCB()] + list(cbs or [])
+    progress = progress and is_main_process()
     dev = learn.dls.device
     with torch_seed(seed, dev if dev is not None and torch.device(dev).type == 'cuda' else None), warnings.catch_warnings():
         warnings.filterwarnings('ignore', message='Your generator is empty')  # no validation set, on purpose
@@ -139,17 +142,86 @@ def fit_learner(learn:Learner, # from `tensor_learner`
             else: learn.fit(epochs, lr, cbs=cbs, reset_opt=reset_opt)
     return learn
 
+# %% ../nbs/02_learner.ipynb #6b0967b3
+def unwrap(model:nn.Module) -> nn.Module:
+    "The module inside a `DistributedDataParallel` wrapper (or the module itself)."
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+def shard_rows(t:torch.Tensor, # a global batch, rows first
+              ) -> torch.Tensor:
+    "This process's contiguous share of the rows of `t` (all of it outside a process group)."
+    r, w = dist_info()
+    if w == 1: return t
+    if len(t) % w: raise ValueError(f"a global batch of {len(t)} rows does not split evenly over {w} processes; use a batch size divisible by {w}")
+    b = len(t) // w
+    return t[r * b:(r + 1) * b]
+
+def all_gather_rows(t:torch.Tensor) -> torch.Tensor:
+    "The rows of `t` from every process, in rank order, with gradients flowing back to each process's own rows."
+    r, w = dist_info()
+    if w == 1: return t
+    from torch.distributed.nn.functional import all_gather
+    return torch.cat(all_gather(t.contiguous()))
+
+class GlobalBatchNorm(nn.Module):
+    "Training-mode BatchNorm over the global batch (statistics summed across processes); the wrapped layer's parameters and buffers are used."
+    def __init__(self, bn:nn.modules.batchnorm._BatchNorm): super().__init__(); self.bn = bn
+    def forward(self, x):
+        bn = self.bn
+        if not (bn.training and dist_info()[1] > 1): return bn(x)
+        from torch.distributed.nn.functional import all_reduce
+        dims = [0] + list(range(2, x.ndim))
+        shape = [1, -1] + [1] * (x.ndim - 2)
+        n = all_reduce(torch.tensor(float(x.numel() // x.shape[1]), device=x.device))
+        mean = all_reduce(x.sum(dims)) / n  # two passes, as precise as BatchNorm's own statistics
+        var = all_reduce(((x - mean.reshape(shape)) ** 2).sum(dims)) / n
+        y = (x - mean.reshape(shape)) * torch.rsqrt(var.reshape(shape) + bn.eps)
+        if bn.affine: y = y * bn.weight.reshape(shape) + bn.bias.reshape(shape)
+        if bn.track_running_stats:
+            with torch.no_grad():
+                m = bn.momentum if bn.momentum is not None else 1 / float(bn.num_batches_tracked + 1)
+                bn.running_mean.mul_(1 - m).add_(m * mean.detach())
+                bn.running_var.mul_(1 - m).add_(m * var.detach() * n / (n - 1))
+                bn.num_batches_tracked.add_(1)
+        return y
+
+def _swap_bn(model:nn.Module, back:bool=False):
+    "Replace BatchNorm children by `GlobalBatchNorm` wrappers (or put them back)."
+    for name, child in model.named_children():
+        if back and isinstance(child, GlobalBatchNorm): setattr(model, name, child.bn)
+        elif not back and isinstance(child, nn.modules.batchnorm._BatchNorm): setattr(model, name, GlobalBatchNorm(child))
+        else: _swap_bn(child, back)
+
+class DistributedCB(Callback):
+    "Train under DistributedDataParallel: each process keeps its share of every global batch (see the text above)."
+    order = -1  # after the callbacks that build the batch
+    def before_fit(self):
+        self.rank, self.world = dist_info()
+        if self.world == 1: return
+        m = self.learn.model
+        _swap_bn(m)
+        dev = next(m.parameters()).device
+        self.learn.model = nn.parallel.DistributedDataParallel(m, device_ids=[dev.index] if dev.type == 'cuda' else None)
+    def before_batch(self):
+        if self.world == 1 or not self.training or getattr(self.learn, 'batch_sharded', False): return
+        self.learn.xb = tuple(shard_rows(t) for t in self.xb)
+        self.learn.yb = tuple(shard_rows(t) for t in self.yb)
+    def after_fit(self):
+        if self.world == 1: return
+        self.learn.model = unwrap(self.learn.model)
+        _swap_bn(self.learn.model, back=True)
+
 # %% ../nbs/02_learner.ipynb #3108eb94
 class EMA(Callback):
     "Keep an exponential moving average of the model's weights in `learn.ema_model`."
     order = 90
     def __init__(self, decay:float=0.999): self.decay = decay
     def before_fit(self):
-        self.learn.ema_model = copy.deepcopy(self.learn.model).eval().requires_grad_(False)
+        self.learn.ema_model = copy.deepcopy(unwrap(self.learn.model)).eval().requires_grad_(False)
         self.n = 0
     def after_step(self):
         d = min(self.decay, (1 + self.n) / (10 + self.n)); self.n += 1
-        ema, cur = self.learn.ema_model, self.learn.model
+        ema, cur = self.learn.ema_model, unwrap(self.learn.model)
         ep = [p for p in ema.parameters()]; cp = [p.detach() for p in cur.parameters()]
         torch._foreach_lerp_(ep, cp, 1 - d)
         for b_e, b_c in zip(ema.buffers(), cur.buffers()): b_e.copy_(b_c)
