@@ -142,7 +142,7 @@ def fit_learner(learn:Learner, # from `tensor_learner`
             else: learn.fit(epochs, lr, cbs=cbs, reset_opt=reset_opt)
     return learn
 
-# %% ../nbs/02_learner.ipynb #6b0967b3
+# %% ../nbs/02_learner.ipynb #ecf9ebc6
 def unwrap(model:nn.Module) -> nn.Module:
     "The module inside a `DistributedDataParallel` wrapper (or the module itself)."
     return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
