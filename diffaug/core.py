@@ -11,8 +11,8 @@ from fastprogress.fastprogress import progress_bar
 
 # %% auto #0
 __all__ = ['append_dims', 'make_generator', 'randn', 'Seeds', 'keep_rng_state', 'torch_seed', 'as_tensor', 'as_labels',
-           'check_int', 'check_number', 'check_device', 'check_channels_first', 'check_images', 'dist_info',
-           'is_main_process', 'progress']
+           'check_int', 'check_number', 'check_device', 'merged_moments', 'check_channels_first', 'check_images',
+           'dist_info', 'is_main_process', 'progress']
 
 # %% ../nbs/00_core.ipynb #2c8b4cd9
 def append_dims(x:torch.Tensor, # per-sample values, shape `(B,)`
@@ -202,6 +202,21 @@ def check_device(device, # a device name, a `torch.device`, or None
     if d.type == 'mps' and not (hasattr(torch.backends, 'mps') and torch.backends.mps.is_available()):
         raise ValueError(f"{name}={device!r}, but MPS is not available on this machine; use device='cpu'")
     return d
+
+def merged_moments(blocks, # iterable of float tensors `(n_i, ...)`, rows first
+                  ) -> tuple[int, torch.Tensor, torch.Tensor]:
+    "Row count, mean and sum of squared deviations per feature over blocks of rows, in float64, merged block by block (Chan et al. 1979)."
+    n, mean, m2 = 0, None, None
+    for b in blocks:
+        b = b.double(); k = len(b)
+        if k == 0: continue
+        bm = b.mean(0); bm2 = ((b - bm) ** 2).sum(0)
+        if mean is None: n, mean, m2 = k, bm, bm2
+        else:
+            d = bm - mean; tot = n + k
+            mean, m2, n = mean + d * k / tot, m2 + bm2 + d * d * n * k / tot, tot
+    if mean is None: raise ValueError("no rows to compute moments from")
+    return n, mean, m2
 
 # %% ../nbs/00_core.ipynb #5d8373e8
 def check_channels_first(shape:tuple, # shape of an image batch

@@ -11,7 +11,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 import anndata
-from .core import as_tensor, make_generator, Seeds
+from .core import as_tensor, make_generator, Seeds, merged_moments
 
 # %% auto #0
 __all__ = ['CORRUPTIONS', 'digits_images', 'digits_vectors', 'load_table', 'pbmc68k_reduced', 'krumsiek11', 'RowSource', 'take',
@@ -157,20 +157,16 @@ class VectorScaler:
 
     def _fit_source(self, src:RowSource) -> VectorScaler:
         "`fit` in one pass over the chunks of `src`: merged means and squared deviations (Chan et al.), or min/max."
-        n, mean, m2, lo, hi = 0, None, None, None, None
-        for _, c in src.chunks():
-            c = c.double(); k = len(c)
-            if self.kind == 'standard':
-                cm = c.mean(0); cm2 = ((c - cm) ** 2).sum(0)
-                if mean is None: n, mean, m2 = k, cm, cm2
-                else:
-                    d = cm - mean; tot = n + k
-                    mean, m2, n = mean + d * k / tot, m2 + cm2 + d * d * n * k / tot, tot
-            else:
-                lo = c.min(0).values if lo is None else torch.minimum(lo, c.min(0).values)
-                hi = c.max(0).values if hi is None else torch.maximum(hi, c.max(0).values)
-        if self.kind == 'standard': c, s = mean, (m2 / n).sqrt() * self.clip
-        else: c, s = (hi + lo) / 2, (hi - lo) / 2
+        if self.kind == 'standard':
+            n, mean, m2 = merged_moments(c for _, c in src.chunks())
+            c, s = mean, (m2 / n).sqrt() * self.clip
+        else:
+            lo = hi = None
+            for _, b in src.chunks():
+                b = b.double()
+                lo = b.min(0).values if lo is None else torch.minimum(lo, b.min(0).values)
+                hi = b.max(0).values if hi is None else torch.maximum(hi, b.max(0).values)
+            c, s = (hi + lo) / 2, (hi - lo) / 2
         s = torch.where(s > 0, s, torch.ones_like(s))
         self.center, self.scale = c.float(), s.float()
         return self

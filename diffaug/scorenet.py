@@ -11,7 +11,7 @@ from torch import nn
 import torch.nn.functional as F
 from fastcore.basics import patch
 from fastai.callback.core import Callback
-from .core import append_dims, as_tensor, make_generator, Seeds, torch_seed, check_int, check_number, check_device, check_channels_first
+from .core import append_dims, as_tensor, make_generator, Seeds, torch_seed, check_int, check_number, check_device, check_channels_first, merged_moments
 from .io import save_checkpoint, load_checkpoint, load_state, diff_config
 from .learner import tensor_learner, fit_learner, EMA
 from .schedule import Schedule, VPSchedule, VESchedule, schedule_from_config
@@ -171,13 +171,8 @@ class GaussianPrior(nn.Module):
     @classmethod
     def from_data(cls, x:torch.Tensor, min_var:float=1e-6):
         "Fit mean and variance per feature over the first axis of `x` (a tensor, or a `data.RowSource` read in one pass)."
-        if hasattr(x, 'chunks'):  # streamed: merged chunk means and squared deviations
-            n = 0
-            for _, c in x.chunks():
-                c = c.double(); k = len(c); cm = c.mean(0); cm2 = ((c - cm) ** 2).sum(0)
-                if n == 0: mean, m2 = cm, cm2
-                else: d = cm - mean; mean, m2 = mean + d * k / (n + k), m2 + cm2 + d * d * n * k / (n + k)
-                n += k
+        if hasattr(x, 'chunks'):  # a `data.RowSource`: one pass of merged chunk moments
+            n, mean, m2 = merged_moments(c for _, c in x.chunks())
             return cls(mean, m2 / n, min_var)
         x = x.double()
         return cls(x.mean(0), x.var(0, unbiased=False), min_var)
