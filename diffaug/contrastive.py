@@ -134,11 +134,13 @@ def auto_epochs(n:int, # number of training items
                 gen_bs:int=128, # generator batch size
                 e_steps:int=150, # encoder steps wanted per E phase
                 m_steps:int=1000, # generator steps wanted
+                e_budget:int=2000, # most encoder steps per E phase that the floor of 10 epochs may add
+                m_budget:int=10000, # most generator steps that the floor of 5 epochs may add
                ) -> tuple[int, int, int]:
-    "Epochs `(E1, M, E2)` that give about `e_steps` encoder and `m_steps` generator steps (at least 10 and 5 epochs)."
+    "Epochs `(E1, M, E2)` that give about `e_steps` encoder and `m_steps` generator steps: at least 10 and 5 epochs while that fits the step budgets, at least 1."
     spe = max(1, round(n / bs)); gspe = max(1, round(n / gen_bs))
-    e = max(10, math.ceil(e_steps / spe))
-    return e, max(5, math.ceil(m_steps / gspe)), e
+    e = max(math.ceil(e_steps / spe), max(1, min(10, e_budget // spe)))
+    return e, max(math.ceil(m_steps / gspe), max(1, min(5, m_budget // gspe))), e
 
 # %% ../nbs/10_contrastive.ipynb #e1d900ed
 @dataclass
