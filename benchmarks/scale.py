@@ -89,7 +89,10 @@ def main():
     p.add_argument('--no-reference', action='store_true', help='skip the in-memory 10k reference run')
     p.add_argument('--run', nargs=2, metavar=('PATH', 'MODE'), help=argparse.SUPPRESS)  # internal: one run, prints JSON
     p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--note', default='', help='a sentence on the conditions of the run, printed under the table')
+    p.add_argument('--report-only', action='store_true', help='rewrite the .md and .png from the existing CSV')
     a = p.parse_args()
+    if a.report_only: write(pd.read_csv(RESULTS / f'scale-{a.tag}.csv'), a); return
     if a.run:
         print('RESULT ' + json.dumps(run_one(a.run[0], a.run[1] == 'backed', a.epochs, a.threads, a.seed))); return
     data = Path(a.data); data.mkdir(parents=True, exist_ok=True)
@@ -123,7 +126,7 @@ def write(df:pd.DataFrame, a):
     cols = [c for c in ['cells', 'mode', 'status', 'embed_s', 'us_per_cell', 'peak_rss_gb', 'E1_s', 'M.0_s', 'bank.0_s', 'E2.0_s'] if c in df]
     ok = df[df.status == 'ok']
     lines = [f"# Atlas scale: `tl.embed` on synthetic atlases ({a.genes} genes, ~10% non-zero, epochs {tuple(a.epochs)})", '',
-             machine_line(a.threads), '', md_table(df[cols], floatfmt='.2f'), '']
+             machine_line(a.threads) + (' ' + a.note if a.note else ''), '', md_table(df[cols], floatfmt='.2f'), '']
     b = ok[ok['mode'] == 'backed'].sort_values('cells')
     if len(b) >= 2:
         lo, hi = b.iloc[0], b.iloc[-1]
