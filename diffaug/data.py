@@ -93,7 +93,7 @@ class RowSource:
 
     def __getitem__(self, i) -> torch.Tensor:
         "Rows `i` (an integer array, tensor or slice) as a dense float32 tensor `(len(i), D)`."
-        if isinstance(i, slice): rows = np.arange(len(self))[i]
+        if isinstance(i, slice): rows = np.arange(*i.indices(len(self)))  # no N-long temporary per slice
         else:
             rows = np.asarray(i.cpu() if isinstance(i, torch.Tensor) else i, dtype=np.int64).reshape(-1)
             if len(rows) and (rows.min() < 0 or rows.max() >= len(self)):
