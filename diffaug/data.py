@@ -14,7 +14,7 @@ import anndata
 from .core import as_tensor, make_generator, Seeds, merged_moments
 
 # %% auto #0
-__all__ = ['CORRUPTIONS', 'digits_images', 'digits_vectors', 'load_table', 'pbmc68k_reduced', 'krumsiek11', 'RowSource', 'take',
+__all__ = ['CORRUPTIONS', 'digits_images', 'digits_vectors', 'load_table', 'pbmc68k_reduced', 'krumsiek11', 'RowSource',
            'VectorScaler', 'adata_to_tensor', 'read_h5ad', 'load_cifar10', 'load_cifar100', 'load_stl10', 'corrupt',
            'corrupted_set']
 
@@ -114,10 +114,6 @@ class RowSource:
         "Blocks of consecutive rows `(start, tensor)`, in order."
         size = size or self.chunk
         for s in range(0, len(self), size): yield s, self[s:s + size]
-
-def take(t, i):
-    "Rows `i` of a tensor, or a lazy view of them for a `RowSource`."
-    return t.subset(i) if isinstance(t, RowSource) else t[i]
 
 # %% ../nbs/06_data.ipynb #78b97bc7
 class VectorScaler:
