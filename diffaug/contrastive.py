@@ -13,7 +13,7 @@ from torch import nn
 from fastcore.basics import patch
 from fastai.learner import Learner
 from fastai.callback.core import Callback
-from .core import as_tensor, make_generator, Seeds, torch_seed, check_int, check_number, check_device, check_channels_first
+from .core import as_tensor, make_generator, Seeds, torch_seed, check_int, check_number, check_device, check_channels_first, lean_heap
 from .io import save_checkpoint, load_checkpoint, load_state
 from .learner import tensor_learner, fit_learner, BatchLossLog, Phase, run_phases, dist_info, shard_rows, all_gather_rows
 from .scorenet import Denoiser, train_denoiser
@@ -234,6 +234,7 @@ def prepare(self:DiffAug, x):
     c = self.config
     if getattr(x, 'ndim', None) == 4: check_channels_first(tuple(x.shape), 'x')
     self.streamed_ = isinstance(x, RowSource)  # rows on disk: read per batch, never all at once
+    if self.streamed_: lean_heap()  # hours of batch-sized buffers: keep glibc from holding on to them (see `lean_heap`)
     if not self.streamed_: x = as_tensor(x, 'x', ndim=(2, 4))
     n = len(x)
     if x[0].numel() == 0: raise ValueError(f"x has no features: shape {tuple(x.shape)}; DiffAug needs at least one")

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #f2d7cc22
 from __future__ import annotations
-import contextlib, math, random, zlib
+import contextlib, math, os, random, zlib
 import numpy as np
 import torch
 from fastprogress.fastprogress import progress_bar
@@ -12,7 +12,7 @@ from fastprogress.fastprogress import progress_bar
 # %% auto #0
 __all__ = ['append_dims', 'make_generator', 'randn', 'Seeds', 'keep_rng_state', 'torch_seed', 'as_tensor', 'as_labels',
            'check_int', 'check_number', 'check_device', 'merged_moments', 'check_channels_first', 'check_images',
-           'dist_info', 'is_main_process', 'progress']
+           'dist_info', 'is_main_process', 'progress', 'lean_heap', 'trim_heap']
 
 # %% ../nbs/00_core.ipynb #2c8b4cd9
 def append_dims(x:torch.Tensor, # per-sample values, shape `(B,)`
@@ -267,3 +267,30 @@ def progress(it, # iterable to wrap
     pb = progress_bar(it, total=total, leave=False)
     if comment: pb.comment = comment
     return pb
+
+# %% ../nbs/00_core.ipynb #f2b2db8c
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameter numbers
+
+def _glibc():
+    "The process's C library if it is glibc (has `mallopt` and `malloc_trim`), else None."
+    import ctypes, platform
+    if platform.system() != 'Linux': return None
+    try: lib = ctypes.CDLL(None)
+    except OSError: return None
+    return lib if hasattr(lib, 'mallopt') and hasattr(lib, 'malloc_trim') else None
+
+def lean_heap(threshold:int=128 * 1024, # bytes: allocations at least this large are mapped on their own; larger free heap tops are returned
+             ) -> bool:
+    "Fix glibc's mmap and trim thresholds for this process so freed batch buffers go back to the system; True if set."
+    threshold = check_int(threshold, 'threshold', min=4096)
+    lib = _glibc()
+    if lib is None: return False
+    done = True
+    for env, param in (('MALLOC_MMAP_THRESHOLD_', _M_MMAP_THRESHOLD), ('MALLOC_TRIM_THRESHOLD_', _M_TRIM_THRESHOLD)):
+        if env not in os.environ: done &= lib.mallopt(param, int(threshold)) == 1
+    return bool(done)
+
+def trim_heap() -> bool:
+    "Hand the heap's free pages back to the system now (glibc `malloc_trim`); True if any were released."
+    lib = _glibc()
+    return bool(lib is not None and lib.malloc_trim(0))

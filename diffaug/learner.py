@@ -16,7 +16,7 @@ from fastai.learner import Learner
 from fastai.callback.core import Callback
 from fastai.callback.schedule import fit_one_cycle  # adds `Learner.fit_one_cycle`
 from fastai.optimizer import Adam
-from .core import make_generator, torch_seed, keep_rng_state, check_int, check_number, dist_info, is_main_process
+from .core import make_generator, torch_seed, keep_rng_state, check_int, check_number, dist_info, is_main_process, trim_heap
 
 # %% auto #0
 __all__ = ['Tensors', 'TensorDL', 'tensor_dls', 'BatchLossLog', 'EpochTimer', 'tensor_learner', 'fit_learner', 'unwrap',
@@ -246,6 +246,7 @@ def run_phases(phases:list, # `Phase`s, run in this order
         t0 = time.time()
         losses, summary = ph.run()
         seconds[ph.key] = time.time() - t0
+        trim_heap()  # a phase's freed buffers go back to the system before the next one
         if losses is not None:
             for ep, g in losses.groupby('epoch'): rows.append(dict(phase=ph.name, round=ph.round or 0, epoch=int(ep), loss=g['loss'].mean()))
         if say is not None: say(f"{ph.name}{'' if ph.round is None else f' round {ph.round}'}: {summary}, {seconds[ph.key]:.1f}s")
