@@ -62,7 +62,7 @@ def make_atlas(path:Path, n_cells:int, n_genes:int=2000, n_types:int=10, chunk:i
     os.replace(tmp, path)
     return path
 
-def run_one(path:str, backed:bool, epochs:list, threads:int, seed:int) -> dict:
+def run_one(path:str, backed:bool, epochs:list, threads:int, seed:int, device:str='cpu') -> dict:
     "One embedding in this process: phase times and peak RSS (called by the subprocess of `--run`)."
     import torch, anndata
     torch.set_num_threads(threads)
@@ -71,10 +71,11 @@ def run_one(path:str, backed:bool, epochs:list, threads:int, seed:int) -> dict:
     t_read = time.perf_counter() - t0
     from diffaug.tl import embed
     t1 = time.perf_counter()
-    embed(adata, epochs=tuple(epochs), random_state=seed, progress=False, device='cpu')
+    embed(adata, epochs=tuple(epochs), random_state=seed, progress=False, device=device)
     total = time.perf_counter() - t1
     phases = {k: float(v) for k, v in adata.uns['X_diffaug']['phase_seconds'].items()}
     return dict(read_s=t_read, embed_s=total, phases=phases, peak_rss_gb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+                gpu_peak_gb=torch.cuda.max_memory_allocated() / 2**30 if device.startswith('cuda') else float('nan'),
                 shape=list(adata.shape), nnz=int(adata.X.group['data'].shape[0]) if backed else int(adata.X.nnz))
 
 def main():
@@ -89,12 +90,13 @@ def main():
     p.add_argument('--no-reference', action='store_true', help='skip the in-memory 10k reference run')
     p.add_argument('--run', nargs=2, metavar=('PATH', 'MODE'), help=argparse.SUPPRESS)  # internal: one run, prints JSON
     p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--device', default='cpu', help="where tl.embed trains ('cpu', 'cuda')")
     p.add_argument('--note', default='', help='a sentence on the conditions of the run, printed under the table')
     p.add_argument('--report-only', action='store_true', help='rewrite the .md and .png from the existing CSV')
     a = p.parse_args()
     if a.report_only: write(pd.read_csv(RESULTS / f'scale-{a.tag}.csv'), a); return
     if a.run:
-        print('RESULT ' + json.dumps(run_one(a.run[0], a.run[1] == 'backed', a.epochs, a.threads, a.seed))); return
+        print('RESULT ' + json.dumps(run_one(a.run[0], a.run[1] == 'backed', a.epochs, a.threads, a.seed, a.device))); return
     data = Path(a.data); data.mkdir(parents=True, exist_ok=True)
     runs = [(n, 'backed') for n in a.sizes] + ([] if a.no_reference else [(min(a.sizes), 'memory')])
     rows = []
@@ -103,7 +105,7 @@ def main():
         if not f.exists():
             t0 = time.perf_counter(); make_atlas(f, n, a.genes, seed=a.seed)
             print(f"[scale] wrote {f} ({f.stat().st_size / 2**30:.2f} GB) in {time.perf_counter() - t0:.0f} s", flush=True)
-        cmd = [sys.executable, __file__, '--run', str(f), mode, '--epochs', *map(str, a.epochs), '--threads', str(a.threads), '--seed', str(a.seed)]
+        cmd = [sys.executable, __file__, '--run', str(f), mode, '--epochs', *map(str, a.epochs), '--threads', str(a.threads), '--seed', str(a.seed), '--device', a.device]
         env = dict(os.environ, OMP_NUM_THREADS=str(a.threads), MKL_NUM_THREADS=str(a.threads), OPENBLAS_NUM_THREADS=str(a.threads))
         t0 = time.perf_counter()
         try:
@@ -114,6 +116,7 @@ def main():
         row = dict(cells=n, mode=mode, status=status, wall_s=time.perf_counter() - t0)
         if res:
             row.update(embed_s=res['embed_s'], read_s=res['read_s'], peak_rss_gb=res['peak_rss_gb'], us_per_cell=1e6 * res['embed_s'] / n,
+                       gpu_peak_gb=res.get('gpu_peak_gb', float('nan')),
                        **{f'{k}_s': v for k, v in res['phases'].items()})
         rows.append(row); print(f"[scale] {row}", flush=True)
         write(pd.DataFrame(rows), a)
@@ -123,10 +126,13 @@ def write(df:pd.DataFrame, a):
     RESULTS.mkdir(exist_ok=True)
     stem = RESULTS / f'scale-{a.tag}'
     write_text_atomic(stem.with_suffix('.csv'), df.to_csv(index=False))
-    cols = [c for c in ['cells', 'mode', 'status', 'embed_s', 'us_per_cell', 'peak_rss_gb', 'E1_s', 'M.0_s', 'bank.0_s', 'E2.0_s'] if c in df]
+    phases = [c for c in df if c.endswith('_s') and c not in ('embed_s', 'read_s', 'wall_s', 'prep_s')]
+    if 'embed_s' in df and phases: df = df.assign(prep_s=df['embed_s'] - df[phases].sum(1))  # PCA, kNN graph, scaler: before E1
+    cols = [c for c in ['cells', 'mode', 'status', 'embed_s', 'us_per_cell', 'peak_rss_gb', 'gpu_peak_gb', 'prep_s', 'E1_s', 'M.0_s', 'bank.0_s', 'E2.0_s']
+            if c in df and not (c == 'gpu_peak_gb' and df[c].isna().all())]
     ok = df[df.status == 'ok']
     lines = [f"# Atlas scale: `tl.embed` on synthetic atlases ({a.genes} genes, ~10% non-zero, epochs {tuple(a.epochs)})", '',
-             machine_line(a.threads) + (' ' + a.note if a.note else ''), '', md_table(df[cols], floatfmt='.2f'), '']
+             machine_line(a.threads) + (f' Device: {a.device} ({__import__("torch").cuda.get_device_name()}).' if a.device.startswith('cuda') else '') + (' ' + a.note if a.note else ''), '', md_table(df[cols], floatfmt='.2f'), '']
     b = ok[ok['mode'] == 'backed'].sort_values('cells')
     if len(b) >= 2:
         lo, hi = b.iloc[0], b.iloc[-1]
