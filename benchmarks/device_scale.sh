@@ -6,7 +6,7 @@
 set -u
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 rm -rf /tmp/site; python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl 2>&1 | tail -3
-export PYTHONPATH=$PWD:/tmp/site OMP_NUM_THREADS=8 MKL_NUM_THREADS=8 OPENBLAS_NUM_THREADS=8 MPLBACKEND=Agg NUMBA_CACHE_DIR=/tmp/numba
+export ANNDATA_ALLOW_WRITE_NULLABLE_STRINGS=1 PYTHONPATH=$PWD:/tmp/site OMP_NUM_THREADS=8 MKL_NUM_THREADS=8 OPENBLAS_NUM_THREADS=8 MPLBACKEND=Agg NUMBA_CACHE_DIR=/tmp/numba
 python3 -c "import diffaug.tl, anndata, scanpy, fastai.basics, pynndescent" || { echo "imports failed"; exit 3; }
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; nproc; python3 -c "import torch; print(torch.__version__)"; } > "$OUT/device.txt" 2>&1
 # 1. smoke: default tl.embed on pbmc68k_reduced on the GPU, in memory and streamed from a backed file
