@@ -20,8 +20,8 @@ from sklearn.svm import SVC
 from .core import as_tensor, as_labels, check_int, check_number
 
 # %% auto #0
-__all__ = ['knn_accuracy', 'linear_probe_accuracy', 'svc_cv_accuracy', 'cluster_accuracy', 'kmeans_accuracy', 'cluster_scores',
-           'evaluate_embedding', 'gaussian_frechet', 'frechet_distance']
+__all__ = ['BIO_METRICS', 'knn_accuracy', 'linear_probe_accuracy', 'svc_cv_accuracy', 'cluster_accuracy', 'kmeans_accuracy',
+           'cluster_scores', 'evaluate_embedding', 'bio_conservation', 'gaussian_frechet', 'frechet_distance']
 
 # %% ../nbs/15_metrics.ipynb #7d2c0971
 def _prep(z, y, min_per_class=1, why=''):
@@ -150,6 +150,43 @@ def evaluate_embedding(z, # embedding `(N, d)`
                   'nmi': float(normalized_mutual_info_score(Y, cl))}
         res.update({m: scores[m] for m in metrics if m in scores})
     return {m: res[m] for m in metrics}
+
+# %% ../nbs/15_metrics.ipynb #ef443a36
+BIO_METRICS = ('isolated_labels', 'kmeans_nmi', 'kmeans_ari', 'leiden_nmi', 'leiden_ari', 'silhouette_label', 'clisi')
+
+def _scib():
+    try: import scib_metrics
+    except ImportError as e:
+        raise ImportError('bio_conservation needs scib-metrics: pip install "diffaug[bench]" (or pip install scib-metrics)') from e
+    return scib_metrics
+
+def bio_conservation(z, # embedding `(N, d)`
+                     y, # labels `(N,)` (integers or strings)
+                     *,
+                     batch=None, # batch of every row `(N,)` (None: one batch)
+                     n_neighbors:int=90, # neighbours of the kNN graph (cLISI reads all, Leiden the first 15)
+                     seed:int=42, # seed of the Leiden and K-means runs
+                    ) -> dict:
+    "scib-metrics' bio-conservation scores of `z` (each in [0, 1]) and their mean under 'bio_conservation'."
+    sm = _scib()
+    from sklearn.neighbors import NearestNeighbors
+    from scib_metrics.nearest_neighbors import NeighborsResults
+    Z, Y = _prep(z, np.unique(np.asarray(y), return_inverse=True)[1].reshape(-1))  # string labels become codes
+    Z = Z.astype(np.float32)
+    B = np.zeros(len(Y), dtype=int) if batch is None else np.unique(np.asarray(batch), return_inverse=True)[1].reshape(-1)
+    if len(B) != len(Y): raise ValueError(f"batch has {len(B)} entries for {len(Y)} rows")
+    k = check_int(n_neighbors, 'n_neighbors', min=15)
+    if k >= len(Z): raise ValueError(f"n_neighbors={k} must be smaller than the number of rows, {len(Z)}")
+    d, i = NearestNeighbors(n_neighbors=k).fit(Z).kneighbors(Z)
+    nn = NeighborsResults(indices=i, distances=d)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        km, le = sm.nmi_ari_cluster_labels_kmeans(Z, Y), sm.nmi_ari_cluster_labels_leiden(nn.subset_neighbors(15), Y, seed=seed)
+        res = {'isolated_labels': sm.isolated_labels(Z, Y, B), 'kmeans_nmi': km['nmi'], 'kmeans_ari': km['ari'],
+               'leiden_nmi': le['nmi'], 'leiden_ari': le['ari'], 'silhouette_label': sm.silhouette_label(Z, Y), 'clisi': sm.clisi_knn(nn, Y)}
+    res = {m: float(res[m]) for m in BIO_METRICS}
+    res['bio_conservation'] = float(np.mean(list(res.values())))
+    return res
 
 # %% ../nbs/15_metrics.ipynb #19c304c9
 def gaussian_frechet(mu1, # mean of the first Gaussian `(d,)`
