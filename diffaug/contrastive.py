@@ -185,6 +185,7 @@ class DiffAug:
     def __init__(self, n_latent:int=50, # size of the embedding z
                  augment:str='diffaug', # 'diffaug' (E-M-E) or 'knnmix' (ordinary views only, the baseline)
                  loss:str='soft', # 'soft' (DiffAug's soft contrastive loss) or 'ntxent' (SimCLR)
+                 loss_kw:dict|None=None, # arguments of the loss, e.g. `{'nu_latent': 0.01}` (None: the paper's values)
                  epochs:int|tuple|None=None, # None: by data size; N: at most N epochs in every phase (N per E phase); or `(E1, M, E2)`
                  rounds:int=1, # number of M -> E2 rounds
                  lam:float=0.184, # probability that an E2 view is a generated one
@@ -202,6 +203,9 @@ class DiffAug:
                 ):
         if augment not in _AUGMENTS: raise ValueError(f"augment must be one of {_AUGMENTS}, got {augment!r}")
         if loss not in _LOSSES: raise ValueError(f"loss must be one of {tuple(_LOSSES)}, got {loss!r}")
+        if loss_kw is not None and not isinstance(loss_kw, dict): raise TypeError(f"loss_kw must be a dict, got {type(loss_kw).__name__}")
+        try: _LOSSES[loss](**(loss_kw or {}))  # unknown or bad loss settings fail here, before any training
+        except TypeError as e: raise ValueError(f"loss_kw {loss_kw} does not fit loss={loss!r}: {e}") from None
         n_latent, rounds, k, n_pcs = (check_int(n_latent, 'n_latent', min=1), check_int(rounds, 'rounds', min=1),
                                       check_int(k, 'k', min=1), check_int(n_pcs, 'n_pcs', min=1))
         lam, lr, wd = check_number(lam, 'lam', 0, 1), check_number(lr, 'lr', min=0, min_open=True), check_number(wd, 'wd', min=0)
@@ -216,7 +220,7 @@ class DiffAug:
         if generator is not None and not isinstance(generator, GeneratorSettings):
             raise TypeError(f"generator must be a GeneratorSettings or a dict of its fields, got {type(generator).__name__}")
         self.gen_settings = _check_generator(generator or GeneratorSettings())
-        self.config = dict(n_latent=n_latent, augment=augment, loss=loss, epochs=list(epochs) if isinstance(epochs, (tuple, list)) else epochs,
+        self.config = dict(n_latent=n_latent, augment=augment, loss=loss, loss_kw=dict(loss_kw or {}), epochs=list(epochs) if isinstance(epochs, (tuple, list)) else epochs,
                            rounds=rounds, lam=lam, bs=bs, lr=lr, wd=wd, keep_opt=keep_opt, k=k, n_pcs=n_pcs,
                            generator=asdict(self.gen_settings), encoder_kw=encoder_kw or {}, random_state=random_state)
         self.device = check_device(device) if device is not None else torch.device('cuda' if torch.cuda.is_available() else 'cpu')
@@ -301,7 +305,7 @@ def setup(self:DiffAug, x, # training data: vectors `(N, D)` or images `(N, C, H
     with torch_seed(seeds.seed('init')):
         self.model = make_encoder_head(self.kind, self.in_shape, n_latent=c['n_latent'], **c['encoder_kw']).to(self.device)
     self.generator = None
-    learn = encoder_learner(self.model, xs, _LOSSES[c['loss']](), bs=self.bs_, lr=c['lr'], wd=c['wd'], random_state=seeds.seed('data'))
+    learn = encoder_learner(self.model, xs, _LOSSES[c['loss']](**c.get('loss_kw', {})), bs=self.bs_, lr=c['lr'], wd=c['wd'], random_state=seeds.seed('data'))
     return xs, views, learn
 
 @patch

@@ -1,0 +1,121 @@
+"""Issue 12: which settings make a DiffAug embedding worth using on single cells? One lever at a time, paired seeds.
+
+Tuning data only (the protocol of issue 12): pbmc68k_reduced scored on bulk_labels, and scikit-learn's digits as
+64-d vectors. Held-out data (wine, breast_cancer, the scale benchmark's synthetic atlas) are never run here; they are
+reported, untouched, by `benchmarks/contrastive.py` once defaults are chosen.
+
+Every variant changes one thing against `base` (the package defaults) and runs with the same seeds, so differences are
+paired. `--augment knnmix` screens the encoder-side levers (representation, input, latent size, kernel, batch size,
+learning rate, length) at a fraction of the cost, since DiffAug's E phases share them; `--augment diffaug` checks the
+generator-side ones (lam, rounds) and confirms. Baselines per seed: PCA-50 of the z-scored features ('pca'), the
+z-scored features themselves ('raw'), and for pbmc the `X_pca` that ships with the data.
+Scores: the six classic ones (`diffaug.metrics.evaluate_embedding`) and scib-metrics' bio-conservation total
+(`diffaug.metrics.bio_conservation`), all in points (x100).
+
+    python benchmarks/levers.py --augment knnmix --seeds 0 1 --tag screen
+    python benchmarks/levers.py --augment diffaug --variants base lam05 --seeds 0 1 2 3 4 --tag confirm
+"""
+from __future__ import annotations
+import argparse, sys, time
+from pathlib import Path
+import numpy as np, pandas as pd, torch
+
+from diffaug.contrastive import DiffAug, auto_epochs
+from diffaug.metrics import evaluate_embedding, bio_conservation
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import md_table, write_text_atomic, machine_line
+from contrastive import load, zscore, pca
+
+SCORES = ['knn', 'linear', 'svc', 'kmeans', 'ari', 'nmi', 'bio']
+# one lever per variant: DiffAug keyword arguments, plus 'input' ('x': the data's features, 'pca': PCA-50 of them)
+# and 'rep' (which representation is scored: 'z' the encoder output, 'h' the 2-d projection head)
+VARIANTS = {
+    'base': {},
+    'rep_h': dict(rep='h'),
+    'input_pca': dict(input='pca'),
+    'latent10': dict(n_latent=10),
+    'latent100': dict(n_latent=100),
+    'nu_latent_1': dict(loss_kw={'nu_latent': 1.0}),
+    'nu_latent_0.1': dict(loss_kw={'nu_latent': 0.1}),
+    'nu_input_10': dict(loss_kw={'nu_input': 10.0}),
+    'bs128': dict(bs=128),
+    'lr3e-4': dict(lr=3e-4),
+    'lr3e-3': dict(lr=3e-3),
+    'epochs2x': dict(epochs_scale=2.0),
+    'epochs0.5x': dict(epochs_scale=0.5),
+    'k15': dict(k=15),
+    'lam05': dict(lam=0.5),
+    'rounds2': dict(rounds=2),
+}
+
+def embed(x, seed, augment, spec):
+    "Fit one DiffAug run; returns the scored representation and the seconds it took."
+    spec = dict(spec)
+    rep, inp, scale = spec.pop('rep', 'z'), spec.pop('input', 'x'), spec.pop('epochs_scale', None)
+    xin = pca(x, seed=seed).astype(np.float32) if inp == 'pca' else x
+    if scale is not None:  # the default schedule (auto_epochs), every phase scaled
+        bs = spec.get('bs') or min(500, -(-len(xin) // 2))
+        spec['epochs'] = tuple(max(1, round(v * scale)) for v in auto_epochs(len(xin), bs))
+    t0 = time.time()
+    m = DiffAug(augment=augment, random_state=seed, progress=False, device='cpu', **spec).fit(xin)
+    z = m.transform(xin)
+    if rep == 'h':
+        with torch.no_grad(): z = m.model.eval().head(torch.as_tensor(z)).numpy()
+    return z, time.time() - t0
+
+def score(z, y, seed):
+    r = evaluate_embedding(z, y, random_state=seed)
+    r['bio'] = bio_conservation(z, y)['bio_conservation']
+    return {k: 100 * v for k, v in r.items()}
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--datasets', nargs='+', default=['pbmc', 'digits'], choices=['pbmc', 'digits'])
+    p.add_argument('--augment', default='knnmix', choices=['knnmix', 'diffaug'])
+    p.add_argument('--variants', nargs='+', default=list(VARIANTS), choices=list(VARIANTS))
+    p.add_argument('--seeds', type=int, nargs='+', default=[0, 1])
+    p.add_argument('--tag', default='screen')
+    a = p.parse_args()
+    torch.set_num_threads(1)
+    out = Path(__file__).parent / 'results' / f'levers-{a.tag}'
+    rows = []
+    for ds in a.datasets:
+        x, labels = load(ds)
+        lab = 'bulk_labels' if ds == 'pbmc' else 'digit'
+        y = labels[lab]
+        for seed in a.seeds:
+            base = {'pca': pca(x, seed=seed), 'raw': zscore(x)}
+            if ds == 'pbmc':
+                from diffaug.data import pbmc68k_reduced
+                base['X_pca (shipped)'] = np.asarray(pbmc68k_reduced().obsm['X_pca'])
+            for name, z in base.items():
+                rows.append(dict(dataset=ds, variant=name, kind='baseline', seed=seed, seconds=0., **score(z, y, seed)))
+            for v in a.variants:
+                z, sec = embed(x, seed, a.augment, VARIANTS[v])
+                rows.append(dict(dataset=ds, variant=v, kind=a.augment, seed=seed, seconds=sec, **score(z, y, seed)))
+                print(f"[{ds} seed {seed}] {v}: {sec:.0f}s " + ' '.join(f"{k} {rows[-1][k]:.1f}" for k in SCORES), flush=True)
+            df = pd.DataFrame(rows)
+            write_text_atomic(out.with_suffix('.csv'), df.to_csv(index=False))
+            write_text_atomic(out.with_suffix('.md'), report(df, a))
+
+def report(df, a) -> str:
+    "Mean per variant, and the paired difference of every variant against `base` and against PCA, per data set."
+    lines = [f"# Levers of the DiffAug embedding ({a.augment}; tuning data only)", '', machine_line(1) +
+             f" Seeds {sorted(df.seed.unique().tolist())}; scores in points; 'bio' is scib-metrics' bio-conservation total.", '']
+    for ds, d in df.groupby('dataset', sort=False):
+        m = d.groupby('variant', sort=False)[SCORES + ['seconds']].mean()
+        lines += [f"## {ds}: mean over seeds", '', md_table(m.reset_index(), floatfmt='.1f'), '']
+        if 'base' in set(d.variant):
+            b = d[d.variant == 'base'].set_index('seed')[SCORES]
+            pc = d[d.variant == 'pca'].set_index('seed')[SCORES]
+            diff = []
+            for v, g in d[d.kind != 'baseline'].groupby('variant', sort=False):
+                g = g.set_index('seed')[SCORES]
+                db, dp = (g - b.loc[g.index]), (g - pc.loc[g.index])
+                diff.append(dict(variant=v, **{f'{k} vs base': f"{db[k].mean():+.1f} ± {db[k].std(ddof=1) if len(db) > 1 else 0:.1f}" for k in SCORES},
+                                 beats_pca=f"{int((dp.mean() > 0).sum())}/{len(SCORES)}"))
+            lines += [f"## {ds}: paired differences against base (mean ± std over seeds); beats_pca counts scores where the variant's mean is above PCA's", '',
+                      md_table(pd.DataFrame(diff)), '']
+    return '\n'.join(lines) + '\n'
+
+if __name__ == '__main__': main()
