@@ -30,18 +30,13 @@ SCORES = ['knn', 'linear', 'svc', 'kmeans', 'ari', 'nmi', 'bio']
 # one lever per variant: DiffAug keyword arguments, plus 'input' ('x': the data's features, 'pca': PCA-50 of them)
 # and 'rep' (which representation is scored: 'z' the encoder output, 'h' the 2-d projection head)
 VARIANTS = {
-    'base': {},
-    'rep_h': dict(rep='h'),
+    'base': {},  # also scored on its 2-d projection head as 'base:h' (the representation lever, no extra fit)
     'input_pca': dict(input='pca'),
     'latent10': dict(n_latent=10),
-    'latent100': dict(n_latent=100),
     'nu_latent_1': dict(loss_kw={'nu_latent': 1.0}),
-    'nu_latent_0.1': dict(loss_kw={'nu_latent': 0.1}),
     'nu_input_10': dict(loss_kw={'nu_input': 10.0}),
     'bs128': dict(bs=128),
-    'lr3e-4': dict(lr=3e-4),
     'lr3e-3': dict(lr=3e-3),
-    'epochs2x': dict(epochs_scale=2.0),
     'epochs0.5x': dict(epochs_scale=0.5),
     'k15': dict(k=15),
     'lam05': dict(lam=0.5),
@@ -49,9 +44,9 @@ VARIANTS = {
 }
 
 def embed(x, seed, augment, spec):
-    "Fit one DiffAug run; returns the scored representation and the seconds it took."
+    "Fit one DiffAug run; returns the encoder output z, the head output h and the seconds it took."
     spec = dict(spec)
-    rep, inp, scale = spec.pop('rep', 'z'), spec.pop('input', 'x'), spec.pop('epochs_scale', None)
+    inp, scale = spec.pop('input', 'x'), spec.pop('epochs_scale', None)
     xin = pca(x, seed=seed).astype(np.float32) if inp == 'pca' else x
     if scale is not None:  # the default schedule (auto_epochs), every phase scaled
         bs = spec.get('bs') or min(500, -(-len(xin) // 2))
@@ -59,9 +54,8 @@ def embed(x, seed, augment, spec):
     t0 = time.time()
     m = DiffAug(augment=augment, random_state=seed, progress=False, device='cpu', **spec).fit(xin)
     z = m.transform(xin)
-    if rep == 'h':
-        with torch.no_grad(): z = m.model.eval().head(torch.as_tensor(z)).numpy()
-    return z, time.time() - t0
+    with torch.no_grad(): h = m.model.eval().head(torch.as_tensor(z)).numpy()
+    return z, h, time.time() - t0
 
 def score(z, y, seed):
     r = evaluate_embedding(z, y, random_state=seed)
@@ -72,7 +66,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--datasets', nargs='+', default=['pbmc', 'digits'], choices=['pbmc', 'digits'])
     p.add_argument('--augment', default='knnmix', choices=['knnmix', 'diffaug'])
-    p.add_argument('--variants', nargs='+', default=list(VARIANTS), choices=list(VARIANTS))
+    p.add_argument('--variants', nargs='+', default=[v for v in VARIANTS if v not in ('lam05', 'rounds2')], choices=list(VARIANTS))
     p.add_argument('--seeds', type=int, nargs='+', default=[0, 1])
     p.add_argument('--tag', default='screen')
     a = p.parse_args()
@@ -91,8 +85,9 @@ def main():
             for name, z in base.items():
                 rows.append(dict(dataset=ds, variant=name, kind='baseline', seed=seed, seconds=0., **score(z, y, seed)))
             for v in a.variants:
-                z, sec = embed(x, seed, a.augment, VARIANTS[v])
+                z, h, sec = embed(x, seed, a.augment, VARIANTS[v])
                 rows.append(dict(dataset=ds, variant=v, kind=a.augment, seed=seed, seconds=sec, **score(z, y, seed)))
+                if v == 'base': rows.append(dict(dataset=ds, variant='base:h', kind=a.augment, seed=seed, seconds=sec, **score(h, y, seed)))
                 print(f"[{ds} seed {seed}] {v}: {sec:.0f}s " + ' '.join(f"{k} {rows[-1][k]:.1f}" for k in SCORES), flush=True)
             df = pd.DataFrame(rows)
             write_text_atomic(out.with_suffix('.csv'), df.to_csv(index=False))
