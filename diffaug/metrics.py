@@ -151,7 +151,7 @@ def evaluate_embedding(z, # embedding `(N, d)`
         res.update({m: scores[m] for m in metrics if m in scores})
     return {m: res[m] for m in metrics}
 
-# %% ../nbs/15_metrics.ipynb #d0cb2b2a
+# %% ../nbs/15_metrics.ipynb #a9676561
 BIO_METRICS = ('isolated_labels', 'kmeans_nmi', 'kmeans_ari', 'leiden_nmi', 'leiden_ari', 'silhouette_label', 'clisi')
 
 def _scib():
@@ -179,11 +179,14 @@ def bio_conservation(z, # embedding `(N, d)`
     if k >= len(Z): raise ValueError(f"n_neighbors={k} must be smaller than the number of rows, {len(Z)}")
     d, i = NearestNeighbors(n_neighbors=k).fit(Z).kneighbors(Z)
     nn = NeighborsResults(indices=i, distances=d)
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')
-        km, le = sm.nmi_ari_cluster_labels_kmeans(Z, Y), sm.nmi_ari_cluster_labels_leiden(nn.subset_neighbors(15), Y, seed=seed)
-        res = {'isolated_labels': sm.isolated_labels(Z, Y, B), 'kmeans_nmi': km['nmi'], 'kmeans_ari': km['ari'],
-               'leiden_nmi': le['nmi'], 'leiden_ari': le['ari'], 'silhouette_label': sm.silhouette_label(Z, Y), 'clisi': sm.clisi_knn(nn, Y)}
+    threads = torch.get_num_threads()  # scib-metrics' Leiden resets the OpenMP thread count that torch uses: put it back
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            km, le = sm.nmi_ari_cluster_labels_kmeans(Z, Y), sm.nmi_ari_cluster_labels_leiden(nn.subset_neighbors(15), Y, seed=seed)
+            res = {'isolated_labels': sm.isolated_labels(Z, Y, B), 'kmeans_nmi': km['nmi'], 'kmeans_ari': km['ari'],
+                   'leiden_nmi': le['nmi'], 'leiden_ari': le['ari'], 'silhouette_label': sm.silhouette_label(Z, Y), 'clisi': sm.clisi_knn(nn, Y)}
+    finally: torch.set_num_threads(threads)
     res = {m: float(res[m]) for m in BIO_METRICS}
     res['bio_conservation'] = float(np.mean(list(res.values())))
     return res
