@@ -444,6 +444,7 @@ d = { 'settings': { 'branch': 'main',
                                  'diffaug.semisup.temporal_consistency_loss': ( 'semisup.html#temporal_consistency_loss',
                                                                                 'diffaug/semisup.py')},
             'diffaug.tl': { 'diffaug.tl._check_settings': ('tl.html#_check_settings', 'diffaug/tl.py'),
+                            'diffaug.tl._copy_with_added': ('tl.html#_copy_with_added', 'diffaug/tl.py'),
                             'diffaug.tl._h5ad_safe': ('tl.html#_h5ad_safe', 'diffaug/tl.py'),
                             'diffaug.tl.embed': ('tl.html#embed', 'diffaug/tl.py'),
                             'diffaug.tl.embed_file': ('tl.html#embed_file', 'diffaug/tl.py')}}}

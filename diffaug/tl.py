@@ -62,6 +62,17 @@ def embed(adata:anndata.AnnData, # cells x genes
     return adata if copy else None
 
 # %% ../nbs/11_tl.ipynb #13b57335
+def _copy_with_added(src:Path, dst:Path, adata, key:str):
+    "Copy the `.h5ad` file `src` to `dst` and write `adata.obsm[key]` and `adata.uns[key]` into the copy (X is never read)."
+    import shutil, h5py
+    from anndata.io import write_elem
+    shutil.copyfile(src, dst)
+    with h5py.File(dst, 'r+') as f:
+        for group, value in (('obsm', adata.obsm[key]), ('uns', adata.uns[key])):
+            if group not in f: write_elem(f, group, {})
+            if key in f[group]: del f[group][key]  # an embedding diffaug wrote before (embed refuses anything else)
+            write_elem(f[group], key, value)
+
 def embed_file(input:str|Path, # `.h5ad` file to read
                out:str|Path, # `.h5ad` file to write (the input with `obsm[key_added]` and `uns[key_added]` added)
                **kwargs, # everything `embed` takes: `layer`, `use_rep`, `key_added` and the settings of `DiffAug`
@@ -74,6 +85,7 @@ def embed_file(input:str|Path, # `.h5ad` file to read
     adata = read_h5ad(input, backed='r')  # X stays on disk while the model trains
     try:
         embed(adata, **kwargs)
-        write_atomic(out, lambda p: adata.write_h5ad(p))  # a temporary file beside `out`, then an atomic move: safe over the input
+        key = kwargs.get('key_added', 'X_diffaug')  # the input file copied as it is, plus the two new entries: memory stays flat
+        write_atomic(out, lambda p: _copy_with_added(Path(input), p, adata, key))  # a temporary file beside `out`, then an atomic move
     finally: adata.file.close()
     return out
