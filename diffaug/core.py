@@ -268,7 +268,7 @@ def progress(it, # iterable to wrap
     if comment: pb.comment = comment
     return pb
 
-# %% ../nbs/00_core.ipynb #640223e4
+# %% ../nbs/00_core.ipynb #af9aae01
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameter numbers
 
 def _glibc():

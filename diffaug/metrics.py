@@ -151,7 +151,7 @@ def evaluate_embedding(z, # embedding `(N, d)`
         res.update({m: scores[m] for m in metrics if m in scores})
     return {m: res[m] for m in metrics}
 
-# %% ../nbs/15_metrics.ipynb #b1d1d35e
+# %% ../nbs/15_metrics.ipynb #668ae619
 BIO_METRICS = ('isolated_labels', 'kmeans_nmi', 'kmeans_ari', 'leiden_nmi', 'leiden_ari', 'silhouette_label', 'clisi')
 
 def _scib():
