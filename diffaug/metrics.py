@@ -165,7 +165,7 @@ def bio_conservation(z, # embedding `(N, d)`
                      *,
                      batch=None, # batch of every row `(N,)` (None: one batch)
                      n_neighbors:int=90, # neighbours of the kNN graph (cLISI reads all, Leiden the first 15)
-                     seed:int=42, # seed of the Leiden and K-means runs
+                     seed:int=42, # seed of the Leiden runs (scib-metrics seeds its K-means itself)
                     ) -> dict:
     "scib-metrics' bio-conservation scores of `z` (each in [0, 1]) and their mean under 'bio_conservation'."
     sm = _scib()
