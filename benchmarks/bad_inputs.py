@@ -323,14 +323,22 @@ def fail_json(how='error'):
 
 @contextlib.contextmanager
 def fail_write_h5ad(how='error'):
-    "AnnData.write_h5ad writes the file, truncates it to half, then fails."
-    import anndata
+    "Writing an .h5ad (AnnData.write_h5ad, or embed_file's copy-and-add writer) writes the file, truncates it to half, then fails."
+    import anndata, diffaug.tl
     @factory
     def mk(orig):
         def w(self, filename=None, *a, **k):
             orig(self, filename, *a, **k); _truncate(filename); _fail(how)
         return w
-    with patched(anndata.AnnData, 'write_h5ad', mk), patched(anndata.AnnData, 'write', mk): yield
+    @factory
+    def mk_copy(orig):
+        def w(src, dst, *a, **k):
+            orig(src, dst, *a, **k); _truncate(dst); _fail(how)
+        return w
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(patched(anndata.AnnData, 'write_h5ad', mk)); stack.enter_context(patched(anndata.AnnData, 'write', mk))
+        if hasattr(diffaug.tl, '_copy_with_added'): stack.enter_context(patched(diffaug.tl, '_copy_with_added', mk_copy))  # 0.1.1 on
+        yield
 
 @contextlib.contextmanager
 def fail_replace(folder):
