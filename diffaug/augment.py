@@ -19,6 +19,20 @@ from .data import RowSource
 __all__ = ['pca_scores', 'knn_graph', 'KNNMix', 'ImageViews', 'ViewBank', 'GeneratedViews']
 
 # %% ../nbs/09_augment.ipynb #986bd8fd
+def _orthonormalize(Y:np.ndarray, block:int=65536, passes:int=2):
+    "Make the columns of `Y` (N, l) orthonormal in place, `block` rows at a time (SVQB twice; rank-deficient columns become 0)."
+    l = Y.shape[1]
+    for _ in range(passes):
+        G = np.zeros((l, l))
+        for s in range(0, len(Y), block): b = Y[s:s + block].astype(np.float64); G += b.T @ b
+        d = np.sqrt(np.diag(G)); d[d == 0] = 1.
+        lam, V = np.linalg.eigh(G / np.outer(d, d))  # the Gram matrix of the unit-norm columns
+        keep = lam > lam.max() * 1e-12  # directions the columns really span
+        W = (V / d[:, None])[:, keep] / np.sqrt(lam[keep])  # Y @ W has orthonormal columns
+        W = np.pad(W, ((0, 0), (0, l - keep.sum())))
+        for s in range(0, len(Y), block): Y[s:s + block] = Y[s:s + block].astype(np.float64) @ W
+    return Y
+
 def pca_scores(src:RowSource, # rows to project, read in chunks
                n_comp:int, # components
                random_state:int=0, # seed of the random test matrix
@@ -31,20 +45,22 @@ def pca_scores(src:RowSource, # rows to project, read in chunks
     mean = np.zeros(D)
     for _, c in src.chunks(): mean += c.double().sum(0).numpy()
     mean /= n
-    def times(M):  # (X - mean) @ M, chunk by chunk, (n, l)
-        out = np.empty((n, M.shape[1]))
-        for s, c in src.chunks(): out[s:s + len(c)] = (c.double().numpy() - mean) @ M
+    Y = np.empty((n, l), np.float32)  # the only (N, l) buffer: range, then its orthonormal basis, in place
+    def times(M):  # Y <- (X - mean) @ M, chunk by chunk
+        for s, c in src.chunks(): Y[s:s + len(c)] = (c.double().numpy() - mean) @ M
+    def t_times():  # (X - mean).T @ Y, (D, l)
+        out = np.zeros((D, l))
+        for s, c in src.chunks(): out += (c.double().numpy() - mean).T @ Y[s:s + len(c)].astype(np.float64)
         return out
-    def t_times(Q):  # (X - mean).T @ Q, (D, l)
-        out = np.zeros((D, Q.shape[1]))
-        for s, c in src.chunks(): out += (c.double().numpy() - mean).T @ Q[s:s + len(c)]
-        return out
-    Y = times(np.random.default_rng(random_state).standard_normal((D, l)))
-    for _ in range(n_iter): Y = times(np.linalg.qr(t_times(np.linalg.qr(Y)[0]))[0])
-    Q = np.linalg.qr(Y)[0]
-    U, S, Vt = np.linalg.svd(t_times(Q).T, full_matrices=False)  # B = Q^T (X - mean) = U S Vt
+    times(np.random.default_rng(random_state).standard_normal((D, l)))
+    for _ in range(n_iter): _orthonormalize(Y); times(np.linalg.qr(t_times())[0])
+    _orthonormalize(Y)
+    U, S, Vt = np.linalg.svd(t_times().T, full_matrices=False)  # B = Q^T (X - mean) = U S Vt
     signs = np.sign(Vt[np.arange(len(Vt)), np.abs(Vt).argmax(1)])  # the sign convention of scikit-learn's PCA
-    return ((Q @ U[:, :n_comp]) * (S[:n_comp] * signs[:n_comp])).astype(np.float32)
+    W = U[:, :n_comp] * (S[:n_comp] * signs[:n_comp])
+    out = np.empty((n, n_comp), np.float32)
+    for s in range(0, n, 65536): out[s:s + 65536] = Y[s:s + 65536].astype(np.float64) @ W
+    return out
 
 def knn_graph(emb:np.ndarray, # points `(N, d)`
               k:int, # neighbours per point (itself excluded)
