@@ -14,14 +14,18 @@ Scores: the six classic ones (`diffaug.metrics.evaluate_embedding`) and scib-met
 
     python benchmarks/levers.py --augment knnmix --seeds 0 1 --tag screen
     python benchmarks/levers.py --augment diffaug --variants base lam05 --seeds 0 1 2 3 4 --tag confirm
+
+Fitting and scoring can be split, e.g. fitting on a machine with many cores and scoring where scib-metrics is installed:
+
+    python benchmarks/levers.py --augment diffaug --fit-only --emb /tmp/emb --jobs 16   # one .npz per fit, resumable
+    python benchmarks/levers.py --augment diffaug --emb /tmp/emb --tag screen           # scores what is there
 """
 from __future__ import annotations
-import argparse, sys, time
+import argparse, os, sys, time
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 
 from diffaug.contrastive import DiffAug, auto_epochs
-from diffaug.metrics import evaluate_embedding, bio_conservation
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import md_table, write_text_atomic, machine_line
 from contrastive import load, zscore, pca
@@ -39,11 +43,19 @@ VARIANTS = {
     'lr3e-3': dict(lr=3e-3),
     'epochs0.5x': dict(epochs_scale=0.5),
     'k15': dict(k=15),
+    'epochs2x': dict(epochs_scale=2),
+    'epochs4x': dict(epochs_scale=4),
+    'head10': dict(encoder_kw={'head_dim': 10}),
+    'clip10': dict(scaler_kw={'clip': 10.}),
+    'ntxent': dict(loss='ntxent'),
     'lam05': dict(lam=0.5),
     'rounds2': dict(rounds=2),
 }
+DIFFAUG_ONLY = ('lam05', 'rounds2')
 
-def embed(x, seed, augment, spec):
+SMOKE = os.environ.get('LEVERS_SMOKE') == '1'  # one epoch per phase: checks the pipeline, not the method
+
+def embed(x, seed, augment, spec, device='cpu'):
     "Fit one DiffAug run; returns the encoder output z, the head output h and the seconds it took."
     spec = dict(spec)
     inp, scale = spec.pop('input', 'x'), spec.pop('epochs_scale', None)
@@ -51,13 +63,34 @@ def embed(x, seed, augment, spec):
     if scale is not None:  # the default schedule (auto_epochs), every phase scaled
         bs = spec.get('bs') or min(500, -(-len(xin) // 2))
         spec['epochs'] = tuple(max(1, round(v * scale)) for v in auto_epochs(len(xin), bs))
+    if SMOKE: spec['epochs'] = (1, 1, 1)
     t0 = time.time()
-    m = DiffAug(augment=augment, random_state=seed, progress=False, device='cpu', **spec).fit(xin)
+    m = DiffAug(augment=augment, random_state=seed, progress=False, device=device, **spec).fit(xin)
     z = m.transform(xin)
-    with torch.no_grad(): h = m.model.eval().head(torch.as_tensor(z)).numpy()
+    with torch.no_grad(): h = m.model.eval().head(torch.as_tensor(z, device=m.device)).cpu().numpy()
     return z, h, time.time() - t0
 
+_DATA = {}
+def data(ds):
+    "`(x, y)` of a tuning data set, cached per process."
+    if ds not in _DATA:
+        x, labels = load(ds); _DATA[ds] = x, labels['bulk_labels' if ds == 'pbmc' else 'digit']
+    return _DATA[ds]
+
+def emb_path(folder, ds, augment, variant, seed): return Path(folder) / f"{ds}-{augment}-{variant}-{seed}.npz"
+
+def fit_task(task):
+    "One fit of the grid, saved atomically to its .npz (skipped when the file exists): `(name, seconds or None)`."
+    folder, ds, augment, variant, seed, device = task
+    f = emb_path(folder, ds, augment, variant, seed)
+    if f.exists(): return f.name, None
+    torch.set_num_threads(1)
+    z, h, sec = embed(data(ds)[0], seed, augment, VARIANTS[variant], device)
+    tmp = f.with_suffix('.tmp.npz'); np.savez(tmp, z=z, h=h, seconds=sec); os.replace(tmp, f)
+    return f.name, sec
+
 def score(z, y, seed):
+    from diffaug.metrics import evaluate_embedding, bio_conservation
     r = evaluate_embedding(z, y, random_state=seed)
     r['bio'] = bio_conservation(z, y)['bio_conservation']
     return {k: 100 * v for k, v in r.items()}
@@ -66,17 +99,35 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--datasets', nargs='+', default=['pbmc', 'digits'], choices=['pbmc', 'digits'])
     p.add_argument('--augment', default='knnmix', choices=['knnmix', 'diffaug'])
-    p.add_argument('--variants', nargs='+', default=[v for v in VARIANTS if v not in ('lam05', 'rounds2')], choices=list(VARIANTS))
+    p.add_argument('--variants', nargs='+', default=None, choices=list(VARIANTS), help='default: all (knnmix: all but ' + ', '.join(DIFFAUG_ONLY) + ')')
     p.add_argument('--seeds', type=int, nargs='+', default=[0, 1])
     p.add_argument('--tag', default='screen')
+    p.add_argument('--emb', default=None, help='folder of one .npz per fit: written by --fit-only, read (instead of fitting) otherwise')
+    p.add_argument('--fit-only', action='store_true', help='fit and save the embeddings to --emb, score nothing')
+    p.add_argument('--jobs', type=int, default=1, help='fits in parallel (one torch thread each)')
+    p.add_argument('--device', default='cpu')
+    p.add_argument('--note', default='', help='a sentence on where and how the fits ran, printed in the report')
     a = p.parse_args()
+    if a.fit_only and not a.emb: p.error('--fit-only needs --emb')
+    if a.jobs < 1: p.error('--jobs must be at least 1')
+    variants = a.variants or [v for v in VARIANTS if a.augment == 'diffaug' or v not in DIFFAUG_ONLY]
     torch.set_num_threads(1)
+    if a.fit_only:  # seed by seed, the longest fits first, so that a time limit leaves whole seeds
+        Path(a.emb).mkdir(parents=True, exist_ok=True)
+        cost = lambda v: VARIANTS[v].get('epochs_scale', 1) * VARIANTS[v].get('rounds', 1)
+        tasks = [(a.emb, ds, a.augment, v, seed, a.device) for seed in a.seeds for v in sorted(variants, key=cost, reverse=True) for ds in a.datasets]
+        t0 = time.time()
+        if a.jobs == 1: done = map(fit_task, tasks)
+        else:
+            import multiprocessing as mp
+            done = mp.get_context('spawn').Pool(a.jobs, maxtasksperchild=4).imap_unordered(fit_task, tasks)
+        for i, (name, sec) in enumerate(done, 1):
+            print(f"[{time.time() - t0:.0f}s {i}/{len(tasks)}] {name}: " + ('exists' if sec is None else f"{sec:.0f}s"), flush=True)
+        return
     out = Path(__file__).parent / 'results' / f'levers-{a.tag}'
     rows = []
     for ds in a.datasets:
-        x, labels = load(ds)
-        lab = 'bulk_labels' if ds == 'pbmc' else 'digit'
-        y = labels[lab]
+        x, y = data(ds)
         for seed in a.seeds:
             base = {'pca': pca(x, seed=seed), 'raw': zscore(x)}
             if ds == 'pbmc':
@@ -84,8 +135,12 @@ def main():
                 base['X_pca (shipped)'] = np.asarray(pbmc68k_reduced().obsm['X_pca'])
             for name, z in base.items():
                 rows.append(dict(dataset=ds, variant=name, kind='baseline', seed=seed, seconds=0., **score(z, y, seed)))
-            for v in a.variants:
-                z, h, sec = embed(x, seed, a.augment, VARIANTS[v])
+            for v in variants:
+                if a.emb:
+                    f = emb_path(a.emb, ds, a.augment, v, seed)
+                    if not f.exists(): continue
+                    e = np.load(f); z, h, sec = e['z'], e['h'], float(e['seconds'])
+                else: z, h, sec = embed(x, seed, a.augment, VARIANTS[v], a.device)
                 rows.append(dict(dataset=ds, variant=v, kind=a.augment, seed=seed, seconds=sec, **score(z, y, seed)))
                 if v == 'base': rows.append(dict(dataset=ds, variant='base:h', kind=a.augment, seed=seed, seconds=sec, **score(h, y, seed)))
                 print(f"[{ds} seed {seed}] {v}: {sec:.0f}s " + ' '.join(f"{k} {rows[-1][k]:.1f}" for k in SCORES), flush=True)
@@ -96,7 +151,7 @@ def main():
 def report(df, a) -> str:
     "Mean per variant, and the paired difference of every variant against `base` and against PCA, per data set."
     lines = [f"# Levers of the DiffAug embedding ({a.augment}; tuning data only)", '', machine_line(1) +
-             f" Seeds {sorted(df.seed.unique().tolist())}; scores in points; 'bio' is scib-metrics' bio-conservation total.", '']
+             f" Seeds {sorted(df.seed.unique().tolist())}; scores in points; 'bio' is scib-metrics' bio-conservation total. {a.note}", '']
     for ds, d in df.groupby('dataset', sort=False):
         m = d.groupby('variant', sort=False)[SCORES + ['seconds']].mean()
         lines += [f"## {ds}: mean over seeds", '', md_table(m.reset_index(), floatfmt='.1f'), '']

@@ -186,6 +186,7 @@ class DiffAug:
                  augment:str='diffaug', # 'diffaug' (E-M-E) or 'knnmix' (ordinary views only, the baseline)
                  loss:str='soft', # 'soft' (DiffAug's soft contrastive loss) or 'ntxent' (SimCLR)
                  loss_kw:dict|None=None, # arguments of the loss, e.g. `{'nu_latent': 0.01}` (None: the paper's values)
+                 scaler_kw:dict|None=None, # arguments of the `VectorScaler` of vector data, e.g. `{'clip': 10}` (None: z-scores / 3, clamped)
                  epochs:int|tuple|None=None, # None: by data size; N: at most N epochs in every phase (N per E phase); or `(E1, M, E2)`
                  rounds:int=1, # number of M -> E2 rounds
                  lam:float=0.184, # probability that an E2 view is a generated one
@@ -206,6 +207,9 @@ class DiffAug:
         if loss_kw is not None and not isinstance(loss_kw, dict): raise TypeError(f"loss_kw must be a dict, got {type(loss_kw).__name__}")
         try: _LOSSES[loss](**(loss_kw or {}))  # unknown or bad loss settings fail here, before any training
         except TypeError as e: raise ValueError(f"loss_kw {loss_kw} does not fit loss={loss!r}: {e}") from None
+        if scaler_kw is not None and not isinstance(scaler_kw, dict): raise TypeError(f"scaler_kw must be a dict, got {type(scaler_kw).__name__}")
+        try: VectorScaler(**(scaler_kw or {}))
+        except TypeError as e: raise ValueError(f"scaler_kw {scaler_kw} does not fit VectorScaler: {e}") from None
         n_latent, rounds, k, n_pcs = (check_int(n_latent, 'n_latent', min=1), check_int(rounds, 'rounds', min=1),
                                       check_int(k, 'k', min=1), check_int(n_pcs, 'n_pcs', min=1))
         lam, lr, wd = check_number(lam, 'lam', 0, 1), check_number(lr, 'lr', min=0, min_open=True), check_number(wd, 'wd', min=0)
@@ -220,7 +224,7 @@ class DiffAug:
         if generator is not None and not isinstance(generator, GeneratorSettings):
             raise TypeError(f"generator must be a GeneratorSettings or a dict of its fields, got {type(generator).__name__}")
         self.gen_settings = _check_generator(generator or GeneratorSettings())
-        self.config = dict(n_latent=n_latent, augment=augment, loss=loss, loss_kw=dict(loss_kw or {}), epochs=list(epochs) if isinstance(epochs, (tuple, list)) else epochs,
+        self.config = dict(n_latent=n_latent, augment=augment, loss=loss, loss_kw=dict(loss_kw or {}), scaler_kw=dict(scaler_kw or {}), epochs=list(epochs) if isinstance(epochs, (tuple, list)) else epochs,
                            rounds=rounds, lam=lam, bs=bs, lr=lr, wd=wd, keep_opt=keep_opt, k=k, n_pcs=n_pcs,
                            generator=asdict(self.gen_settings), encoder_kw=encoder_kw or {}, random_state=random_state)
         self.device = check_device(device) if device is not None else torch.device('cuda' if torch.cuda.is_available() else 'cpu')
@@ -249,10 +253,10 @@ def prepare(self:DiffAug, x):
     if bs > n: raise ValueError(f"x has {n} rows, fewer than the batch size bs={bs}; lower bs to at most {n}")
     if bs < 2: raise ValueError(f"bs must be at least 2 (BatchNorm needs two rows), got {bs}")
     if self.streamed_:
-        self.scaler = VectorScaler().fit(x); xs = x.with_transform(self.scaler.transform)
+        self.scaler = VectorScaler(**c.get('scaler_kw', {})).fit(x); xs = x.with_transform(self.scaler.transform)
         kind, views = 'mlp', KNNMix(xs, k=c['k'], n_pcs=c['n_pcs'], random_state=c['random_state'])
     elif x.ndim == 2:
-        self.scaler = VectorScaler().fit(x); xs = self.scaler.transform(x)
+        self.scaler = VectorScaler(**c.get('scaler_kw', {})).fit(x); xs = self.scaler.transform(x)
         kind, views = 'mlp', KNNMix(xs, k=c['k'], n_pcs=c['n_pcs'], random_state=c['random_state'])
     else:
         if x.abs().max() > 1.5: raise ValueError("images must be scaled to [-1, 1] first (e.g. `x / 127.5 - 1`)")
