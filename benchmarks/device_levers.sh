@@ -9,8 +9,8 @@ OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 rm -rf /tmp/site; python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl 2>&1 | tail -3
 export ANNDATA_ALLOW_WRITE_NULLABLE_STRINGS=1 PYTHONPATH=$PWD:/tmp/site OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MPLBACKEND=Agg NUMBA_CACHE_DIR=/tmp/numba
 python3 -c "import diffaug.contrastive, scanpy" || { echo "imports failed"; exit 3; }
-{ lscpu | grep -m1 'Model name'; nproc; python3 -c "import torch; print(torch.__version__)"; } > "$OUT/device.txt" 2>&1
-jobs=$(( $(nproc) - 1 ))
+{ lscpu | grep -m1 "Model name"; nproc --all; python3 -c "import torch; print(torch.__version__)"; } > "$OUT/device.txt" 2>&1
+jobs=$(( $(nproc --all) - 1 ))
 timeout ${FIT_TIMEOUT:-470} python3 benchmarks/levers.py --augment diffaug --fit-only --emb "$OUT/emb" --jobs $jobs \
   --seeds ${SEEDS:-0 1 2} > "$OUT/fit.log" 2>&1
 echo "fit rc=$? jobs=$jobs" >> "$OUT/fit.log"
