@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np, pandas as pd
 import torch
 
-from diffaug.contrastive import DiffAug, auto_epochs
+from diffaug.contrastive import DiffAug, auto_epochs, DEFAULT_BS
 from diffaug.learner import run_phases
 from diffaug.augment import ViewBank
 from diffaug.core import append_dims, make_generator
@@ -58,7 +58,7 @@ def pca(x, n=50, seed=0):
 
 def schedule(n, quick):
     "Epochs (E1, M, E2) for `n` items: the library default, or a short one for --quick."
-    bs = min(500, -(-n // 2))
+    bs = min(DEFAULT_BS, -(-n // 2))
     return auto_epochs(n, bs, e_steps=40, m_steps=300) if quick else auto_epochs(n, bs)
 
 class SelfViews:

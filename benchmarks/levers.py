@@ -25,7 +25,7 @@ import argparse, os, sys, time
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 
-from diffaug.contrastive import DiffAug, auto_epochs
+from diffaug.contrastive import DiffAug, auto_epochs, DEFAULT_BS
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import md_table, write_text_atomic, machine_line
 from contrastive import load, zscore, pca
@@ -48,6 +48,7 @@ VARIANTS = {
     'head10': dict(encoder_kw={'head_dim': 10}),
     'clip10': dict(scaler_kw={'clip': 10.}),
     'ntxent': dict(loss='ntxent'),
+    'bs128+lr3e-3': dict(bs=128, lr=3e-3),  # the two best pbmc levers of the grid, combined
     'lam05': dict(lam=0.5),
     'rounds2': dict(rounds=2),
 }
@@ -61,7 +62,7 @@ def embed(x, seed, augment, spec, device='cpu'):
     inp, scale = spec.pop('input', 'x'), spec.pop('epochs_scale', None)
     xin = pca(x, seed=seed).astype(np.float32) if inp == 'pca' else x
     if scale is not None:  # the default schedule (auto_epochs), every phase scaled
-        bs = spec.get('bs') or min(500, -(-len(xin) // 2))
+        bs = spec.get('bs') or min(DEFAULT_BS, -(-len(xin) // 2))
         spec['epochs'] = tuple(max(1, round(v * scale)) for v in auto_epochs(len(xin), bs))
     if SMOKE: spec['epochs'] = (1, 1, 1)
     t0 = time.time()
@@ -147,6 +148,26 @@ def main():
             df = pd.DataFrame(rows)
             write_text_atomic(out.with_suffix('.csv'), df.to_csv(index=False))
             write_text_atomic(out.with_suffix('.md'), report(df, a))
+    plot(df, out.with_suffix('.png'))
+
+def plot(df, path, max_rows=6):
+    "Grouped bars per data set: mean ± std over seeds of every score, for the baselines and (at most `max_rows`) variants."
+    import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt
+    from diffaug.io import write_atomic
+    dss = list(df.dataset.unique())
+    fig, axs = plt.subplots(len(dss), 1, figsize=(11, 3.4 * len(dss)), squeeze=False)
+    for ax, ds in zip(axs[:, 0], dss):
+        d = df[df.dataset == ds]
+        names = list(dict.fromkeys(d.variant))[:max_rows]
+        w = 0.8 / len(names)
+        for i, v in enumerate(names):
+            g = d[d.variant == v][SCORES]
+            ax.bar(np.arange(len(SCORES)) + (i - (len(names) - 1) / 2) * w, g.mean(), w, yerr=g.std(ddof=1).fillna(0), capsize=2, label=v)
+        ax.set_xticks(range(len(SCORES)), ['5-NN', 'linear', 'SVC', 'K-means', 'ARI', 'NMI', 'scib bio'])
+        ax.set_ylabel('score (points, mean ± std over seeds)'); ax.set_title(f"{ds}: {d.seed.nunique()} seeds")
+        ax.set_ylim(max(0, float(d[SCORES].min().min()) - 10), 100); ax.legend(ncol=len(names), fontsize=8, loc='lower left')
+    fig.tight_layout()
+    write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=110, format='png')); plt.close(fig)
 
 def report(df, a) -> str:
     "Mean per variant, and the paired difference of every variant against `base` and against PCA, per data set."

@@ -24,10 +24,8 @@ from _report import md_table, write_text_atomic, savefig_atomic, positive_int, m
 
 RESULTS = Path(__file__).parent / 'results'
 
-def make_atlas(path:Path, n_cells:int, n_genes:int=2000, n_types:int=10, chunk:int=10000, seed:int=0) -> Path:
-    "Write a synthetic atlas (CSR X, obs['cell_type']) to `path` chunk by chunk; returns `path`."
-    import h5py, anndata
-    from anndata.io import write_elem
+def atlas_chunks(n_cells:int, n_genes:int=2000, n_types:int=10, chunk:int=10000, seed:int=0):
+    "Yield `(cell types, counts, log-normalised X)` of a synthetic atlas, `chunk` cells at a time (float32 arrays)."
     rng = np.random.default_rng(seed)
     base = rng.lognormal(-2.6, 1.2, n_genes)  # mean counts per gene: most genes low, a few high
     prof = np.repeat(base[None], n_types, 0)
@@ -35,6 +33,17 @@ def make_atlas(path:Path, n_cells:int, n_genes:int=2000, n_types:int=10, chunk:i
         g = rng.choice(n_genes, n_genes // 5, replace=False)
         prof[k, g] *= rng.lognormal(0, 1.0, len(g))
     types = rng.integers(0, n_types, n_cells)
+    for s in range(0, n_cells, chunk):
+        t = types[s:s + chunk]
+        size = rng.lognormal(0, 0.3, len(t))[:, None]
+        mu = prof[t] * size
+        counts = rng.poisson(rng.gamma(2.0, mu / 2.0)).astype(np.float32)  # negative binomial, dispersion 2
+        yield t, counts, np.log1p(counts / np.maximum(counts.sum(1, keepdims=True), 1) * 1e4).astype(np.float32)
+
+def make_atlas(path:Path, n_cells:int, n_genes:int=2000, n_types:int=10, chunk:int=10000, seed:int=0) -> Path:
+    "Write a synthetic atlas (CSR X, obs['cell_type']) to `path` chunk by chunk; returns `path`."
+    import h5py, anndata
+    from anndata.io import write_elem
     tmp = path.with_suffix('.tmp.h5ad')
     with h5py.File(tmp, 'w') as f:
         X = f.create_group('X')
@@ -42,18 +51,16 @@ def make_atlas(path:Path, n_cells:int, n_genes:int=2000, n_types:int=10, chunk:i
         data = X.create_dataset('data', (0,), maxshape=(None,), dtype='float32', chunks=(8192,))  # about what anndata's writer picks (7813 at 2000 genes)
         indices = X.create_dataset('indices', (0,), maxshape=(None,), dtype='int32', chunks=(8192,))  # about what anndata's writer picks (7813 at 2000 genes)
         indptr = [0]
-        for s in range(0, n_cells, chunk):
-            t = types[s:s + chunk]
-            size = rng.lognormal(0, 0.3, len(t))[:, None]
-            mu = prof[t] * size
-            counts = rng.poisson(rng.gamma(2.0, mu / 2.0)).astype(np.float32)  # negative binomial, dispersion 2
-            x = np.log1p(counts / np.maximum(counts.sum(1, keepdims=True), 1) * 1e4).astype(np.float32)
+        types = []
+        for t, _, x in atlas_chunks(n_cells, n_genes, n_types, chunk, seed):
+            types.append(t)
             r, c = np.nonzero(x)
             n0 = data.shape[0]
             data.resize((n0 + len(r),)); data[n0:] = x[r, c]
             indices.resize((n0 + len(r),)); indices[n0:] = c.astype(np.int32)
             indptr += (n0 + np.cumsum(np.bincount(r, minlength=len(t)))).tolist()
         X.create_dataset('indptr', data=np.asarray(indptr, dtype=np.int64))
+        types = np.concatenate(types)
         obs = pd.DataFrame({'cell_type': pd.Categorical([f'type{k}' for k in types])}, index=[f'c{i}' for i in range(n_cells)])
         write_elem(f, 'obs', obs)
         write_elem(f, 'var', pd.DataFrame(index=[f'g{j}' for j in range(n_genes)]))
