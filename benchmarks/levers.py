@@ -107,6 +107,7 @@ def main():
     p.add_argument('--fit-only', action='store_true', help='fit and save the embeddings to --emb, score nothing')
     p.add_argument('--jobs', type=int, default=1, help='fits in parallel (one torch thread each)')
     p.add_argument('--device', default='cpu')
+    p.add_argument('--report-only', action='store_true', help='rewrite the .md and .png from the existing CSV')
     p.add_argument('--note', default='', help='a sentence on where and how the fits ran, printed in the report')
     a = p.parse_args()
     if a.fit_only and not a.emb: p.error('--fit-only needs --emb')
@@ -127,6 +128,8 @@ def main():
         return
     out = Path(__file__).parent / 'results' / f'levers-{a.tag}'
     rows = []
+    if a.report_only:
+        df = pd.read_csv(out.with_suffix('.csv')); write_text_atomic(out.with_suffix('.md'), report(df, a)); plot(df, out.with_suffix('.png')); return
     for ds in a.datasets:
         x, y = data(ds)
         for seed in a.seeds:
@@ -143,29 +146,30 @@ def main():
                     e = np.load(f); z, h, sec = e['z'], e['h'], float(e['seconds'])
                 else: z, h, sec = embed(x, seed, a.augment, VARIANTS[v], a.device)
                 rows.append(dict(dataset=ds, variant=v, kind=a.augment, seed=seed, seconds=sec, **score(z, y, seed)))
+                        print(f"[{ds} seed {seed}] {v}: {sec:.0f}s " + ' '.join(f"{k} {rows[-1][k]:.1f}" for k in SCORES), flush=True)
                 if v == 'base': rows.append(dict(dataset=ds, variant='base:h', kind=a.augment, seed=seed, seconds=sec, **score(h, y, seed)))
-                print(f"[{ds} seed {seed}] {v}: {sec:.0f}s " + ' '.join(f"{k} {rows[-1][k]:.1f}" for k in SCORES), flush=True)
             df = pd.DataFrame(rows)
             write_text_atomic(out.with_suffix('.csv'), df.to_csv(index=False))
             write_text_atomic(out.with_suffix('.md'), report(df, a))
     plot(df, out.with_suffix('.png'))
 
-def plot(df, path, max_rows=6):
+def plot(df, path, max_rows=8):
     "Grouped bars per data set: mean ± std over seeds of every score, for the baselines and (at most `max_rows`) variants."
     import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt
     from diffaug.io import write_atomic
     dss = list(df.dataset.unique())
-    fig, axs = plt.subplots(len(dss), 1, figsize=(11, 3.4 * len(dss)), squeeze=False)
+    fig, axs = plt.subplots(len(dss), 1, figsize=(12, 3.4 * len(dss)), squeeze=False)
+    colour = {v: plt.cm.tab10(i % 10) for i, v in enumerate(dict.fromkeys(df.variant))}  # one colour per row in every panel
     for ax, ds in zip(axs[:, 0], dss):
         d = df[df.dataset == ds]
         names = list(dict.fromkeys(d.variant))[:max_rows]
         w = 0.8 / len(names)
         for i, v in enumerate(names):
             g = d[d.variant == v][SCORES]
-            ax.bar(np.arange(len(SCORES)) + (i - (len(names) - 1) / 2) * w, g.mean(), w, yerr=g.std(ddof=1).fillna(0), capsize=2, label=v)
+            ax.bar(np.arange(len(SCORES)) + (i - (len(names) - 1) / 2) * w, g.mean(), w, yerr=g.std(ddof=1).fillna(0), capsize=2, label=v, color=colour[v])
         ax.set_xticks(range(len(SCORES)), ['5-NN', 'linear', 'SVC', 'K-means', 'ARI', 'NMI', 'scib bio'])
         ax.set_ylabel('score (points, mean ± std over seeds)'); ax.set_title(f"{ds}: {d.seed.nunique()} seeds")
-        ax.set_ylim(max(0, float(d[SCORES].min().min()) - 10), 100); ax.legend(ncol=len(names), fontsize=8, loc='lower left')
+        ax.set_ylim(max(0, float(d[SCORES].min().min()) - 10), 100); ax.legend(fontsize=8, loc='upper left', bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=110, format='png')); plt.close(fig)
 

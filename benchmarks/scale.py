@@ -69,7 +69,7 @@ def make_atlas(path:Path, n_cells:int, n_genes:int=2000, n_types:int=10, chunk:i
     os.replace(tmp, path)
     return path
 
-def run_one(path:str, backed:bool, epochs:list, threads:int, seed:int, device:str='cpu') -> dict:
+def run_one(path:str, backed:bool, epochs:list, threads:int, seed:int, device:str='cpu', bs:int|None=None) -> dict:
     "One embedding in this process: phase times and peak RSS (called by the subprocess of `--run`)."
     import torch, anndata
     torch.set_num_threads(threads)
@@ -78,7 +78,7 @@ def run_one(path:str, backed:bool, epochs:list, threads:int, seed:int, device:st
     t_read = time.perf_counter() - t0
     from diffaug.tl import embed
     t1 = time.perf_counter()
-    embed(adata, epochs=tuple(epochs), random_state=seed, progress=False, device=device)
+    embed(adata, epochs=tuple(epochs), random_state=seed, progress=False, device=device, **({} if bs is None else {'bs': bs}))
     total = time.perf_counter() - t1
     phases = {k: float(v) for k, v in adata.uns['X_diffaug']['phase_seconds'].items()}
     return dict(read_s=t_read, embed_s=total, phases=phases, peak_rss_gb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
@@ -98,12 +98,13 @@ def main():
     p.add_argument('--run', nargs=2, metavar=('PATH', 'MODE'), help=argparse.SUPPRESS)  # internal: one run, prints JSON
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--device', default='cpu', help="where tl.embed trains ('cpu', 'cuda')")
+    p.add_argument('--bs', type=positive_int, default=None, help="encoder batch size (default: the package's, 128; issue 11's tables ran with 500, the default then)")
     p.add_argument('--note', default='', help='a sentence on the conditions of the run, printed under the table')
     p.add_argument('--report-only', action='store_true', help='rewrite the .md and .png from the existing CSV')
     a = p.parse_args()
     if a.report_only: write(pd.read_csv(RESULTS / f'scale-{a.tag}.csv'), a); return
     if a.run:
-        print('RESULT ' + json.dumps(run_one(a.run[0], a.run[1] == 'backed', a.epochs, a.threads, a.seed, a.device))); return
+        print('RESULT ' + json.dumps(run_one(a.run[0], a.run[1] == 'backed', a.epochs, a.threads, a.seed, a.device, a.bs))); return
     data = Path(a.data); data.mkdir(parents=True, exist_ok=True)
     runs = [(n, 'backed') for n in a.sizes] + ([] if a.no_reference else [(min(a.sizes), 'memory')])
     rows = []
@@ -112,7 +113,7 @@ def main():
         if not f.exists():
             t0 = time.perf_counter(); make_atlas(f, n, a.genes, seed=a.seed)
             print(f"[scale] wrote {f} ({f.stat().st_size / 2**30:.2f} GB) in {time.perf_counter() - t0:.0f} s", flush=True)
-        cmd = [sys.executable, __file__, '--run', str(f), mode, '--epochs', *map(str, a.epochs), '--threads', str(a.threads), '--seed', str(a.seed), '--device', a.device]
+        cmd = [sys.executable, __file__, '--run', str(f), mode, '--epochs', *map(str, a.epochs), '--threads', str(a.threads), '--seed', str(a.seed), '--device', a.device] + ([] if a.bs is None else ['--bs', str(a.bs)])
         env = dict(os.environ, OMP_NUM_THREADS=str(a.threads), MKL_NUM_THREADS=str(a.threads), OPENBLAS_NUM_THREADS=str(a.threads))
         t0 = time.perf_counter()
         try:

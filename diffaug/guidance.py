@@ -74,10 +74,10 @@ def guided_sample(learn_or_model, # Learner from `fit_classifier`, `LoadedClassi
                  ) -> tuple[torch.Tensor, torch.Tensor]:
     "Class-guided samples `(len(classes) * n, C, H, W)` and their target labels."
     y = torch.as_tensor(list(classes), dtype=torch.long).repeat_interleave(n)
-    shape = (len(y),) + tuple(denoiser.prior.mean.shape if denoiser.prior is not None else ())
+    shape = (len(y),) + tuple(denoiser.data_shape or ())  # the shape it was trained on (a prior's, or a pretrained UNet's)
     if len(shape) != 4:
-        raise ValueError("guided_sample needs an image denoiser with a prior (that is where the image shape comes from); "
-                         "otherwise call sample_ddim(den, shape, cond_fn=classifier_cond_fn(...)) directly")
+        raise ValueError("guided_sample needs an image denoiser that knows its image shape (`data_shape`, set by `train_denoiser` and "
+                         "`Denoiser.from_diffusers`); otherwise call sample_ddim(den, shape, cond_fn=classifier_cond_fn(...)) directly")
     cf = classifier_cond_fn(learn_or_model, denoiser, y, scale=scale, through_denoiser=through_denoiser)
     g = make_generator(generator, device=denoiser.device)
     if sampler == 'ddim': xs = sample_ddim(denoiser, shape, steps=steps, cond_fn=cf, generator=g, progress=progress)

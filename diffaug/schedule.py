@@ -10,7 +10,7 @@ import torch
 from .core import append_dims, make_generator, randn, check_int
 
 # %% auto #0
-__all__ = ['Schedule', 'VPSchedule', 'VESchedule', 'schedule_from_config']
+__all__ = ['Schedule', 'VPSchedule', 'VESchedule', 'TableSchedule', 'schedule_from_config']
 
 # %% ../nbs/03_schedule.ipynb #356b6b9e
 class Schedule:
@@ -155,10 +155,29 @@ class VESchedule(Schedule):
 
     def config(self): return dict(type='ve', sigma_min=self.sigma_min, sigma_max=self.sigma_max, n_steps=self.n_steps_)
 
+# %% ../nbs/03_schedule.ipynb #7acedb12
+class TableSchedule(Schedule):
+    "Variance-preserving schedule given by its table of cumulative products `alphas_cumprod` (e.g. a pretrained model's)."
+    def __init__(self, alphas_cumprod, # `abar_t` for t = 0..T-1, decreasing in (0, 1)
+                ):
+        super().__init__()
+        ab = torch.as_tensor(alphas_cumprod).detach().cpu().to(torch.float64).flatten()
+        if len(ab) < 2: raise ValueError(f"alphas_cumprod needs at least 2 steps, got {len(ab)}")
+        if not torch.isfinite(ab).all() or (ab <= 0).any() or (ab >= 1).any():
+            raise ValueError("alphas_cumprod must lie strictly between 0 and 1 at every step")
+        if (ab[1:] > ab[:-1]).any(): raise ValueError("alphas_cumprod must not increase with t")
+        self.alphas_cumprod = ab
+        self.alphas = torch.cat([ab[:1], ab[1:] / ab[:-1]])
+        self.betas = 1 - self.alphas
+        self.a, self.s = ab.sqrt(), (1 - ab).sqrt()
+
+    def config(self): return dict(type='table', alphas_cumprod=self.alphas_cumprod.tolist())
+
 # %% ../nbs/03_schedule.ipynb #5b818744
 def schedule_from_config(cfg:dict) -> Schedule:
-    "Rebuild a `VPSchedule` or `VESchedule` from its `config()`."
+    "Rebuild a `VPSchedule`, `VESchedule` or `TableSchedule` from its `config()`."
     cfg = dict(cfg); kind = cfg.pop('type', None)
     if kind == 'vp': return VPSchedule(**cfg)
     if kind == 've': return VESchedule(**cfg)
-    raise ValueError(f"unknown schedule type {kind!r} (expected 'vp' or 've')")
+    if kind == 'table': return TableSchedule(**cfg)
+    raise ValueError(f"unknown schedule type {kind!r} (expected 'vp', 've' or 'table')")

@@ -5,6 +5,7 @@
 # %% ../nbs/04_scorenet.ipynb #8128ca44
 from __future__ import annotations
 import copy, math, time
+from pathlib import Path
 import numpy as np, pandas as pd
 import torch
 from torch import nn
@@ -14,12 +15,12 @@ from fastai.callback.core import Callback
 from .core import append_dims, as_tensor, make_generator, Seeds, torch_seed, check_int, check_number, check_device, check_channels_first, merged_moments
 from .io import save_checkpoint, load_checkpoint, load_state, diff_config
 from .learner import tensor_learner, fit_learner, EMA
-from .schedule import Schedule, VPSchedule, VESchedule, schedule_from_config
+from .schedule import Schedule, VPSchedule, VESchedule, TableSchedule, schedule_from_config
 
 # %% auto #0
 __all__ = ['timestep_embedding', 'CondEmbedding', 'MLPBlock', 'ResMLP', 'ResBlock', 'UNet', 'net_from_config', 'GaussianPrior',
            'Denoiser', 'EpsModel', 'frozen', 'DiffusedBatchCB', 'DiffusionCB', 'diffuse_denoise', 'default_net',
-           'train_denoiser', 'denoising_report']
+           'train_denoiser', 'denoising_report', 'DiffusersEps', 'load_diffusers']
 
 # %% ../nbs/04_scorenet.ipynb #d8b0960b
 def timestep_embedding(t:torch.Tensor, # steps (any numeric dtype), shape `(B,)`
@@ -154,6 +155,9 @@ class UNet(nn.Module):
 def net_from_config(cfg:dict) -> nn.Module:
     "Build a `ResMLP` or `UNet` from its `config`."
     cfg = dict(cfg); kind = cfg.pop('type', None)
+    if kind == 'diffusers':  # a wrapped diffusers UNet: its architecture from the config, weights loaded later
+        unet = getattr(_diffusers(), cfg['unet_class']).from_config(cfg['unet'])
+        return DiffusersEps(unet, TableSchedule([0.5, 0.25]), cfg['prediction_type'])  # the denoiser's schedule replaces this one
     nets = {'ResMLP': ResMLP, 'UNet': UNet}
     if kind not in nets: raise ValueError(f"unknown network type {kind!r}; known: {list(nets)}")
     return nets[kind](**cfg)
@@ -407,8 +411,10 @@ def from_config(cls:Denoiser, cfg:dict):
     prior = None
     if cfg['prior_shape'] is not None:
         shp = tuple(cfg['prior_shape']); prior = GaussianPrior(torch.zeros(shp), torch.ones(shp))
-    return cls(net_from_config(cfg['net']), schedule_from_config(cfg['schedule']), prior=prior, scale_input=cfg['scale_input'],
-               data_shape=cfg.get('data_shape'))
+    den = cls(net_from_config(cfg['net']), schedule_from_config(cfg['schedule']), prior=prior, scale_input=cfg['scale_input'],
+              data_shape=cfg.get('data_shape'))
+    if isinstance(getattr(den.net, 'schedule', None), Schedule): den.net.schedule = den.schedule  # a wrapped pretrained net (`DiffusersEps`) converts its predictions with it
+    return den
 
 @patch(cls_method=True)
 def load(cls:Denoiser, path, device='cpu'):
@@ -442,3 +448,63 @@ def denoising_report(den:Denoiser, # denoiser to evaluate
             sums += [(e - xb).pow(2).sum().item() for e in ests]
         rows.append(dict(t=int(t0), sigma=sch.sigmas[int(t0)].item(), **dict(zip(['denoiser', 'zero', 'x_t/a_t', 'gaussian'], sums / x.numel()))))
     return pd.DataFrame(rows)
+
+# %% ../nbs/04_scorenet.ipynb #8fad545e
+def _diffusers():
+    try: import diffusers
+    except ImportError as e: raise ImportError('pretrained diffusers models need diffusers: pip install "diffaug[hub]" (or pip install diffusers)') from e
+    return diffusers
+
+_PREDICTIONS = ('epsilon', 'v_prediction', 'sample')
+
+class DiffusersEps(nn.Module):
+    "A diffusers UNet as the package's noise-prediction network `net(x_t, t, cond) -> eps`."
+    def __init__(self, unet:nn.Module, # a diffusers `UNet2DModel` (or any model called as `unet(x, t, class_labels=...)`)
+                 schedule:Schedule, # the schedule it was trained with
+                 prediction_type:str='epsilon', # what the UNet predicts: 'epsilon', 'v_prediction' or 'sample'
+                ):
+        super().__init__()
+        if prediction_type not in _PREDICTIONS: raise ValueError(f"prediction_type must be one of {_PREDICTIONS}, got {prediction_type!r}")
+        self.unet, self.schedule, self.prediction_type = unet, schedule, prediction_type
+
+    def forward(self, x:torch.Tensor, t:torch.Tensor, cond:torch.Tensor|None=None) -> torch.Tensor:
+        out = self.unet(x, t, class_labels=cond).sample if cond is not None else self.unet(x, t).sample
+        if self.prediction_type == 'epsilon': return out
+        a, s = self.schedule.coef('a', t, x), self.schedule.coef('s', t, x)
+        return a * out + s * x if self.prediction_type == 'v_prediction' else (x - a * out) / s
+
+    @property
+    def config(self):
+        return {'type': 'diffusers', 'unet': {k: v for k, v in dict(self.unet.config).items() if not k.startswith('_')},
+                'unet_class': type(self.unet).__name__, 'prediction_type': self.prediction_type}
+
+def _data_shape(unet):
+    c = unet.config; size = c.sample_size
+    return (c.in_channels, *(size if isinstance(size, (tuple, list)) else (size, size)))
+
+@patch(cls_method=True)
+def from_diffusers(cls:Denoiser, unet:nn.Module, # a diffusers `UNet2DModel`
+                   scheduler, # its `DDPMScheduler` (or any diffusers scheduler with `alphas_cumprod`)
+                  ) -> Denoiser:
+    "A `Denoiser` on a pretrained diffusers UNet and the schedule of its scheduler (exact: the scheduler's own table)."
+    ab = getattr(scheduler, 'alphas_cumprod', None)
+    if ab is None: raise TypeError(f"scheduler must be a diffusers scheduler with `alphas_cumprod` (e.g. DDPMScheduler), got {type(scheduler).__name__}")
+    pred = scheduler.config.get('prediction_type', 'epsilon')
+    sch = TableSchedule(ab)
+    return cls(DiffusersEps(unet, sch, pred), sch, scale_input=False, data_shape=_data_shape(unet))
+
+def load_diffusers(path, # folder written by `save_pretrained`: a pipeline (`unet/`, `scheduler/`) or one model with its scheduler config
+                   device='cpu', # where the denoiser goes
+                  ) -> Denoiser:
+    "Load a pretrained diffusers UNet and scheduler from a local folder as a `Denoiser` (no download)."
+    d = _diffusers(); path = Path(path)
+    if not path.is_dir(): raise FileNotFoundError(f"{path} is not a folder; give the folder that `save_pretrained` wrote")
+    sub = path / 'unet' if (path / 'unet').is_dir() else path
+    sched = path / 'scheduler' if (path / 'scheduler').is_dir() else path
+    if not (sub / 'config.json').exists(): raise FileNotFoundError(f"no UNet config.json in {sub}; save the model with `unet.save_pretrained(folder)`")
+    if not (sched / 'scheduler_config.json').exists():
+        raise FileNotFoundError(f"no scheduler_config.json in {sched}; save the scheduler too (`scheduler.save_pretrained(folder)`), or build "
+                                "the denoiser yourself with `Denoiser.from_diffusers(unet, scheduler)`")
+    unet = d.UNet2DModel.from_pretrained(sub, local_files_only=True)
+    scheduler = d.DDPMScheduler.from_pretrained(sched, local_files_only=True)
+    return Denoiser.from_diffusers(unet, scheduler).to(device).eval()
