@@ -4,6 +4,7 @@
 
 # %% ../nbs/12_classifier.ipynb #fe973d2a
 from __future__ import annotations
+import copy
 import torch
 from torch import nn
 import torch.nn.functional as F
@@ -186,6 +187,24 @@ def _removed_message(kw):
     return '; '.join([f"fit_classifier no longer takes {k!r}: pass {v}" for k, v in known.items()]
                      + ([f"fit_classifier got unexpected arguments {other}"] if other else []))
 
+def _own_model(model, mode, model_kw, x, n_classes):
+    "A trainable copy of the user's classifier, checked on two images before any training."
+    if not isinstance(model, nn.Module): raise TypeError(f"model must be a torch nn.Module (images -> logits), got {type(model).__name__}")
+    if mode in ('noisy', 'da'):
+        raise ValueError(f"mode={mode!r} needs a classifier that also takes the step t{' and x0_hat' if mode == 'da' else ''}: leave model=None and "
+                         f"choose the trunk with model_kw=dict(trunk=..., width=...), or train your model with mode='diffaug'")
+    if model_kw: raise ValueError("give either model (your own classifier) or model_kw (settings of the built-in one), not both")
+    model = copy.deepcopy(model)  # the caller's module stays as it was
+    was = model.training; model.eval()
+    try:
+        with torch.no_grad(): out = model(x[:2].to(next(model.parameters()).device))
+    except Exception as e: raise ValueError(f"model cannot classify images of shape {tuple(x.shape[1:])}: {e}") from e
+    finally: model.train(was)
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, n_classes):
+        raise ValueError(f"model must map a batch of images to logits (B, n_classes) = (2, {n_classes}); got "
+                         f"{tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__}. Set its number of outputs, e.g. resnet18(num_classes={n_classes})")
+    return model
+
 def fit_classifier(x, # training images `(N, C, H, W)` in [-1, 1]
                    y, # integer labels `(N,)` in `0..n_classes-1`
                    *,
@@ -200,6 +219,7 @@ def fit_classifier(x, # training images `(N, C, H, W)` in [-1, 1]
                    schedule:Schedule|None=None, # schedule for 'noisy' without a denoiser (default: `VPSchedule()`)
                    t_max:int|str|None='auto', # largest step: 'auto' = `DIFFAUG_T_MAX` for 'diffaug', else the whole schedule; None: the whole schedule
                    model_kw:dict|None=None, # `DiffusionClassifier` settings: `trunk`, `width`, `fusion`, `emb_dim`, `dropout`
+                   model:nn.Module|None=None, # your own classifier for 'plain' and 'diffaug' (any module from images to logits, e.g. torchvision's `resnet18(num_classes=10)`); a copy is trained
                    random_state:int=0, # root seed of the split, initialisation, steps and noise (see `Seeds`)
                    progress:bool=True, # show progress bars and the epoch table
                    device=None, # where to train (default: where `x` is)
@@ -229,10 +249,12 @@ def fit_classifier(x, # training images `(N, C, H, W)` in [-1, 1]
     if isinstance(t_max, str) and t_max != 'auto': raise ValueError(f"t_max must be 'auto', None or a step, got {t_max!r}")
     if t_max == 'auto': t_max = DIFFAUG_T_MAX if mode == 'diffaug' else None
     t_max = schedule.n_steps - 1 if t_max is None else check_int(t_max, 't_max', 0, schedule.n_steps - 1)
+    if model is not None: model = _own_model(model, mode, model_kw, x, n_classes)
     seeds = Seeds(random_state)
-    with torch_seed(seeds.seed('init')):
-        model = DiffusionClassifier(x.shape[1], n_classes, 'plain' if mode == 'diffaug' else mode, size=min(x.shape[2:]),
-                                    **{'in_shape': tuple(x.shape[1:]), **(model_kw or {})})
+    if model is None:
+        with torch_seed(seeds.seed('init')):
+            model = DiffusionClassifier(x.shape[1], n_classes, 'plain' if mode == 'diffaug' else mode, size=min(x.shape[2:]),
+                                        **{'in_shape': tuple(x.shape[1:]), **(model_kw or {})})
     mcbs = []
     if mode == 'diffaug': mcbs.append(DiffAugCB(denoiser, t_max=t_max, random_state=seeds.seed('views')))
     if mode in ('noisy', 'da'): mcbs.append(DiffuseCB(mode, schedule, denoiser, random_state=seeds.seed('noise'), t_max=t_max))

@@ -155,7 +155,7 @@ class VESchedule(Schedule):
 
     def config(self): return dict(type='ve', sigma_min=self.sigma_min, sigma_max=self.sigma_max, n_steps=self.n_steps_)
 
-# %% ../nbs/03_schedule.ipynb #7acedb12
+# %% ../nbs/03_schedule.ipynb #67028699
 class TableSchedule(Schedule):
     "Variance-preserving schedule given by its table of cumulative products `alphas_cumprod` (e.g. a pretrained model's)."
     def __init__(self, alphas_cumprod, # `abar_t` for t = 0..T-1, decreasing in (0, 1)

@@ -449,7 +449,7 @@ def denoising_report(den:Denoiser, # denoiser to evaluate
         rows.append(dict(t=int(t0), sigma=sch.sigmas[int(t0)].item(), **dict(zip(['denoiser', 'zero', 'x_t/a_t', 'gaussian'], sums / x.numel()))))
     return pd.DataFrame(rows)
 
-# %% ../nbs/04_scorenet.ipynb #8fad545e
+# %% ../nbs/04_scorenet.ipynb #64974f2c
 def _diffusers():
     try: import diffusers
     except ImportError as e: raise ImportError('pretrained diffusers models need diffusers: pip install "diffaug[hub]" (or pip install diffusers)') from e
