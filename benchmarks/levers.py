@@ -146,7 +146,7 @@ def main():
                     e = np.load(f); z, h, sec = e['z'], e['h'], float(e['seconds'])
                 else: z, h, sec = embed(x, seed, a.augment, VARIANTS[v], a.device)
                 rows.append(dict(dataset=ds, variant=v, kind=a.augment, seed=seed, seconds=sec, **score(z, y, seed)))
-                        print(f"[{ds} seed {seed}] {v}: {sec:.0f}s " + ' '.join(f"{k} {rows[-1][k]:.1f}" for k in SCORES), flush=True)
+                print(f"[{ds} seed {seed}] {v}: {sec:.0f}s " + ' '.join(f"{k} {rows[-1][k]:.1f}" for k in SCORES), flush=True)
                 if v == 'base': rows.append(dict(dataset=ds, variant='base:h', kind=a.augment, seed=seed, seconds=sec, **score(h, y, seed)))
             df = pd.DataFrame(rows)
             write_text_atomic(out.with_suffix('.csv'), df.to_csv(index=False))
