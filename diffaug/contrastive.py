@@ -154,7 +154,7 @@ class GeneratorSettings:
     refresh_every:int|None=None # also regenerate the bank every this many E2 epochs (None: once per round)
     bank:str='auto' # 'stored' (a bank of every item's views), 'on_demand' (views drawn per batch, O(N k) memory), 'auto' (on_demand for streamed data)
 
-DEFAULT_BS = 128  # the encoder's default batch cap: 128 beat 500 on pbmc68k clustering (K-means/ARI +5 points, 5 seeds; benchmarks/levers.py)
+DEFAULT_BS = 128  # the encoder's default batch cap; on pbmc68k, batches of 128 clustered better than the old cap's 350 (K-means/ARI +5 points, 5 seeds; benchmarks/levers.py)
 _AUGMENTS, _LOSSES = ('diffaug', 'knnmix'), {'soft': SoftContrastiveLoss, 'ntxent': NTXentLoss}
 
 def _check_epochs(epochs, augment):
