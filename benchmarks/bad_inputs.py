@@ -1180,15 +1180,20 @@ def define_cases():
         return q
     def trunc_h5ad(d): q = h5copy(d, 'half.h5ad'); _truncate(q); return q
     import pickle
-    def cifar(batch_bytes=None, obj=None):
+    def cifar(batch_bytes=None, obj=None, check_md5=False):
         def fn():
             d = tmpdir(); f = d / 'cifar-10-batches-py'; f.mkdir()
+            ok = {'data': np.zeros((2, 3072), np.uint8), 'labels': [0, 1]}
+            for k in range(2, 6): (f / f'data_batch_{k}').write_bytes(pickle.dumps(ok))
+            (f / 'test_batch').write_bytes(pickle.dumps(ok))
+            (f / 'batches.meta').write_bytes(pickle.dumps({'label_names': ['a'] * 10}))
             b = f / 'data_batch_1'
             b.write_bytes(batch_bytes if batch_bytes is not None else pickle.dumps(obj))
-            with keep_files(b): return api(ddata.load_cifar10, d)
+            with keep_files(b): return api(ddata.load_cifar10, d, check_md5=check_md5)
         return fn
-    add(G, 'load_cifar10: a batch file of garbage bytes', cifar(batch_bytes=b'\x00garbage' * 100), want=['data_batch_1'])
-    add(G, 'load_cifar10: a batch with 10 images and 7 labels', cifar(obj={b'data': np.zeros((10, 3072), np.uint8), b'labels': [0] * 7}), want=['data_batch_1'])
+    add(G, 'load_cifar10: a batch file of garbage bytes', cifar(batch_bytes=b'\x00garbage' * 100), want=['cifar-10-batches-py', 'cannot be read'])
+    add(G, 'load_cifar10: a batch with 10 images and 7 labels', cifar(obj={'data': np.zeros((10, 3072), np.uint8), 'labels': [0] * 7}), want=['18 images but 15 labels'])
+    add(G, 'load_cifar10: files that are not the official ones', cifar(batch_bytes=b'\x00garbage', check_md5=True), want=['MD5', 'check_md5=False'])
     add(G, "corrupted_set(kinds=('bogus',))", lambda: api(ddata.corrupted_set, XS(), ('bogus',), (3,)), want=['bogus'])
 
     # ========================= 6. cli =========================
@@ -1415,7 +1420,7 @@ def define_cases():
 
     # --- data
     cr = lambda *a, **k: (lambda: api(ddata.corrupt, XS(), *a, **k))
-    add(G, "corrupt(x, 'fog', 3): unknown corruption", cr('fog', 3), want=['fog'])
+    add(G, "corrupt(x, 'frog', 3): unknown corruption", cr('frog', 3), want=['frog'])
     add(G, "corrupt(x, 'gaussian_noise', severity=0)", cr('gaussian_noise', 0), want=['severity'])
     add(G, "corrupt(x, 'gaussian_noise', severity=6)", cr('gaussian_noise', 6), want=['severity'])
     add(G, "corrupt(x, 'gaussian_noise', severity=2.5)", cr('gaussian_noise', 2.5), want=['severity'])

@@ -26,7 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import summarise, md_table, pm, machine_line, write_text_atomic, savefig_atomic, positive_int
 
-from diffaug.data import digits_images, corrupted_set, CORRUPTIONS
+from diffaug.data import digits_images, corrupted_set, TENSOR_CORRUPTIONS, CORRUPTIONS
 from diffaug.scorenet import train_denoiser
 from diffaug.metrics import frechet_distance
 from diffaug.classifier import fit_classifier, predict_proba, DE_STEPS
@@ -37,10 +37,10 @@ RESULTS = Path(__file__).resolve().parent / 'results'
 PARTS = ('noise', 'guidance', 'robust', 'semisup', 'cost')  # CSV names `classify_<part>.csv`, in the order of the parts
 
 QUICK = dict(den_epochs=10, cls_epochs=10, t_grid=(0, 100, 300, 500, 700), n_per_class=10, scales=(5.,), ddim_steps=25,
-             kinds=CORRUPTIONS, severities=(3, 5), de_steps=DE_STEPS, semi_fracs=(0.05, 0.1, 0.2), semi_steps=100,
+             kinds=None, suite='tensor', severities=(3, 5), de_steps=DE_STEPS, semi_fracs=(0.05, 0.1, 0.2), semi_steps=100,
              semi_t=(0, 300), diffaug_full=False, bs=128)
 FULL = dict(den_epochs=30, cls_epochs=30, t_grid=(0, 100, 200, 300, 400, 500, 600, 700, 800), n_per_class=20,
-            scales=(2., 5., 10.), ddim_steps=50, kinds=CORRUPTIONS, severities=(1, 2, 3, 4, 5), de_steps=DE_STEPS,
+            scales=(2., 5., 10.), ddim_steps=50, kinds=None, suite='tensor', severities=(1, 2, 3, 4, 5), de_steps=DE_STEPS,
             semi_fracs=(0.05, 0.1, 0.2), semi_steps=300, semi_t=(0, 300, 500), diffaug_full=True, bs=128)
 
 # ---------------------------------------------------------------------------------------------------- helpers
@@ -77,7 +77,8 @@ def _seed_run(seed, cfg, x, y, parts, progress, T0, out=None, first=0):
         return fit_classifier(xs, ys, mode=mode, denoiser=den if mode in ('diffaug', 'da') else None, schedule=den.schedule,
                               progress=False, valid_pct=0, **kw)
 
-    L = {m: fit(m) for m in ('plain', 'noisy', 'da', 'diffaug')}
+    need = {1: ('plain', 'noisy', 'da'), 2: ('noisy', 'da'), 3: ('plain', 'diffaug'), 5: ('plain', 'noisy', 'da', 'diffaug')}
+    L = {m: fit(m) for m in ('plain', 'noisy', 'da', 'diffaug') if any(m in need.get(p, ()) for p in parts)}
     _log(progress, T0, f"seed {seed}: classifiers trained")
     for m, l in L.items(): rows['cost'].append(dict(seed=seed, what=f'train epoch: {m}', seconds=float(np.mean(l.epoch_seconds))))
 
@@ -114,7 +115,7 @@ def _seed_run(seed, cfg, x, y, parts, progress, T0, out=None, first=0):
     if 3 in parts:
         models = {'plain': L['plain'], 'DiffAug (t<=500)': L['diffaug']}
         if cfg['diffaug_full']: models['DiffAug (full t)'] = fit('diffaug', t_max=den.schedule.n_steps - 1)
-        sets = {('clean', 0): xte, **corrupted_set(xte, cfg['kinds'], cfg['severities'], random_state=seed)}
+        sets = {('clean', 0): xte, **corrupted_set(xte, cfg['kinds'], cfg['severities'], random_state=seed, suite=cfg['suite'])}
         for (kind, sev), xs in sets.items():
             for name, l in models.items():
                 rows['robust'].append(dict(seed=seed, corruption=kind, severity=sev, method=name, acc=_acc(predict_proba(l, xs), yte)))
@@ -233,7 +234,10 @@ def _robust_section(r, cfg):
     wide = wide.merge(pd.DataFrame({'method': sa['method'], 'mean corrupted': pm(sa)}), on='method')
     wide = pd.DataFrame({'method': s['method'], 'clean': pm(s)}).merge(wide, on='method')
     L = ['## 3. DiffAug training and the DiffAug Ensemble (DE) on corrupted digits', '',
-         'Accuracy averaged over the corruptions ' + ', '.join(cfg['kinds']) + ':', '', md_table(wide), '']
+         f"Accuracy averaged over the {cfg.get('suite', 'tensor')}-suite corruptions "
+         + ', '.join(cfg['kinds'] or (CORRUPTIONS if cfg.get('suite') == 'standard' else TENSOR_CORRUPTIONS))
+         + (' (applied at 32x32: each digit upsampled 4x with nearest neighbours, corrupted as uint8, averaged back to 8x8)'
+            if cfg.get('suite') == 'standard' else '') + ':', '', md_table(wide), '']
     pk = summarise(cor.groupby(['seed', 'corruption', 'method'], sort=False).acc.mean().reset_index(), ['corruption', 'method'], 'acc')
     pk['acc'] = pm(pk)
     wk = pk.pivot(index='corruption', columns='method', values='acc').reset_index()

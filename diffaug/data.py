@@ -4,19 +4,19 @@
 
 # %% ../nbs/06_data.ipynb #0547f214
 from __future__ import annotations
-import pickle, re, warnings
+import pickle, warnings
 from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
 import anndata
-from .core import as_tensor, make_generator, Seeds, merged_moments
+from .core import as_tensor, make_generator, Seeds, merged_moments, check_int
 
 # %% auto #0
-__all__ = ['CORRUPTIONS', 'digits_images', 'digits_vectors', 'load_table', 'pbmc68k_reduced', 'krumsiek11', 'RowSource',
-           'VectorScaler', 'adata_to_tensor', 'read_h5ad', 'load_cifar10', 'load_cifar100', 'load_stl10', 'corrupt',
-           'corrupted_set']
+__all__ = ['TENSOR_CORRUPTIONS', 'CORRUPTIONS', 'EXTRA_CORRUPTIONS', 'SUITES', 'digits_images', 'digits_vectors', 'load_table',
+           'pbmc68k_reduced', 'krumsiek11', 'RowSource', 'VectorScaler', 'adata_to_tensor', 'read_h5ad', 'load_cifar10',
+           'load_cifar100', 'load_stl10', 'imagecorruptions_module', 'corrupt', 'corrupted_set']
 
 # %% ../nbs/06_data.ipynb #b77f7200
 def digits_images() -> tuple[torch.Tensor, torch.Tensor]:
@@ -288,112 +288,90 @@ def _u8_images(a:np.ndarray) -> torch.Tensor:
     "uint8 images `(N, C, H, W)` to float32 in [-1, 1]: `(v - 127.5)/127.5`, one rounding, so exactly `v/127.5 - 1` rounded."
     return torch.from_numpy(np.ascontiguousarray(a, dtype=np.uint8)).float().sub_(127.5).div_(127.5)
 
-def _unpickle(p:Path) -> dict:
-    "A CIFAR python batch file as a dict with str keys; a damaged file is named in the error."
-    try:
-        with open(p, 'rb') as f: d = pickle.load(f, encoding='bytes')
-    except Exception as e:
-        raise ValueError(f"{p} is not a readable CIFAR python batch ({type(e).__name__}: {str(e)[:100]}); the file is damaged, "
-                         f"delete it and extract (or download) the archive again") from None
-    if not isinstance(d, dict): raise ValueError(f"{p} holds a {type(d).__name__}, not a CIFAR python batch (a dict)")
-    return {(k.decode() if isinstance(k, bytes) else k): v for k, v in d.items()}
-
-def _fetch(name:str, root:Path, **kwargs):
-    "Download a torchvision data set into `root` (only called when the files are missing and `download=True`)."
+def _tv_class(name:str, check_md5:bool):
+    "torchvision's dataset class `name`, or (check_md5=False) a subclass whose file list carries no checksums: existence only."
     import torchvision.datasets as tvd
-    getattr(tvd, name)(str(root), download=True, **kwargs)
+    base = getattr(tvd, name)
+    if check_md5: return base
+    attrs = dict(train_list=[[f, None] for f, _ in base.train_list], test_list=[[f, None] for f, _ in base.test_list])
+    if hasattr(base, 'meta'): attrs['meta'] = dict(base.meta, md5=None)
+    return type(f'{name}Unchecked', (base,), attrs)
 
-def _cifar_files(root, folder, names, download, fetch, url_note):
-    "The batch files, downloading them first if asked; a clear error when they are missing."
-    d = Path(root).expanduser()/folder
-    files = names(d) if d.is_dir() else []
-    if not files and download:
-        fetch(); files = names(d)
-    if not files:
-        raise FileNotFoundError(f"{url_note} not found in {str(d)!r}; pass download=True to fetch it into {str(root)!r}, "
-                                f"or extract the python version of the archive so that {str(d)!r} exists")
-    return files
+def _tv_open(name, root, folder, what, check_md5, download, **kwargs):
+    "An instance of torchvision's dataset class, with errors that say what is missing or damaged and how to fix it."
+    root = Path(root).expanduser()
+    cls = _tv_class(name, check_md5)
+    d = root/folder
+    files = [f for f, _ in cls.train_list + cls.test_list] + ([cls.meta['filename']] if hasattr(cls, 'meta') else [])
+    try: return cls(str(root), download=download, **kwargs)
+    except Exception as e:
+        missing = [f for f in files if not (d/f).is_file()]
+        if missing:
+            raise FileNotFoundError(f"{what} not found in {str(d)!r} (missing {', '.join(missing)}); pass download=True to fetch it "
+                                    f"into {str(root)!r}, or extract the archive there so that {str(d)!r} holds the files") from None
+        if isinstance(e, RuntimeError) and check_md5:
+            raise ValueError(f"the {what} files in {str(d)!r} do not match the official MD5 checksums (a damaged or partial copy?); "
+                             f"delete the folder and pass download=True, or pass check_md5=False for files you converted yourself") from None
+        raise ValueError(f"the {what} files in {str(d)!r} cannot be read ({type(e).__name__}: {str(e)[:150]}); "
+                         f"delete the folder and extract (or download) the archive again") from None
 
-def _read_cifar(files, label_key):
-    xs, ys = [], []
-    for p in files:
-        b = _unpickle(p)
-        if 'data' not in b or label_key not in b:
-            raise ValueError(f"{p} is not a CIFAR python batch with 'data' and {label_key!r}; keys: {list(b)}")
-        data, labels = np.asarray(b['data']), np.asarray(b[label_key])
-        if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or labels.shape != (len(data),):
-            raise ValueError(f"{p} is damaged: 'data' has shape {data.shape} (want (N, 3072)) and {label_key!r} {labels.shape} (want (N,))")
-        xs.append(data.astype(np.uint8).reshape(-1, 3, 32, 32))
-        ys.append(labels.astype(np.int64))
-    return _u8_images(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys))
-
-def _batch_no(p): return int(re.sub(r'\D', '', p.name) or 0)
+def _check_counts(ds, what, root):
+    if len(ds.data) != len(ds.targets):
+        raise ValueError(f"the {what} files under {str(root)!r} hold {len(ds.data)} images but {len(ds.targets)} labels; they are damaged: "
+                         f"delete them and extract (or download) the archive again")
 
 def load_cifar10(root:str|Path, # folder that holds (or will hold) `cifar-10-batches-py/`
                  train:bool=True, # training batches (True) or the test batch
-                 download:bool=False, # fetch with torchvision when the files are missing
+                 download:bool=False, # fetch the archive with torchvision when the files are missing
+                 check_md5:bool=True, # check the files against the official checksums (False: only that they exist)
                 ) -> tuple[torch.Tensor, torch.Tensor]:
-    "CIFAR-10 as float32 images `(N, 3, 32, 32)` in [-1, 1] and LongTensor labels 0..9."
-    def names(d):
-        if train: return sorted(d.glob('data_batch_*'), key=_batch_no)
-        return [d/'test_batch'] if (d/'test_batch').is_file() else []
-    files = _cifar_files(root, 'cifar-10-batches-py', names, download,
-                         lambda: _fetch('CIFAR10', Path(root).expanduser(), train=train), 'CIFAR-10 (163 MB)')
-    return _read_cifar(files, 'labels')
+    "CIFAR-10 as float32 images `(N, 3, 32, 32)` in [-1, 1] and LongTensor labels 0..9 (read by `torchvision.datasets.CIFAR10`)."
+    ds = _tv_open('CIFAR10', root, 'cifar-10-batches-py', 'CIFAR-10 (163 MB)', check_md5, download, train=train)
+    _check_counts(ds, 'CIFAR-10', root)
+    return _u8_images(ds.data.transpose(0, 3, 1, 2)), torch.as_tensor(ds.targets, dtype=torch.int64)
 
 def load_cifar100(root:str|Path, # folder that holds (or will hold) `cifar-100-python/`
                   train:bool=True, # the `train` file (True) or `test`
-                  download:bool=False, # fetch with torchvision when the files are missing
+                  download:bool=False, # fetch the archive with torchvision when the files are missing
                   coarse:bool=False, # the 20 superclass labels instead of the 100 fine ones
+                  check_md5:bool=True, # check the files against the official checksums (False: only that they exist)
                  ) -> tuple[torch.Tensor, torch.Tensor]:
     "CIFAR-100 as float32 images `(N, 3, 32, 32)` in [-1, 1] and LongTensor labels (fine 0..99 or coarse 0..19)."
-    fname = 'train' if train else 'test'
-    names = lambda d: [d/fname] if (d/fname).is_file() else []
-    files = _cifar_files(root, 'cifar-100-python', names, download,
-                         lambda: _fetch('CIFAR100', Path(root).expanduser(), train=train), 'CIFAR-100 (161 MB)')
-    return _read_cifar(files, 'coarse_labels' if coarse else 'fine_labels')
+    ds = _tv_open('CIFAR100', root, 'cifar-100-python', 'CIFAR-100 (161 MB)', check_md5, download, train=train)
+    _check_counts(ds, 'CIFAR-100', root)
+    y = ds.targets
+    if coarse:  # torchvision keeps only the fine labels; the superclasses are in the same (already checked) file
+        with open(Path(root).expanduser()/'cifar-100-python'/('train' if train else 'test'), 'rb') as f:
+            y = pickle.load(f, encoding='latin1')['coarse_labels']
+    return _u8_images(ds.data.transpose(0, 3, 1, 2)), torch.as_tensor(y, dtype=torch.int64)
 
 # %% ../nbs/06_data.ipynb #04c8230a
 _STL_SPLITS = ('train', 'test', 'unlabeled')
 
 def load_stl10(root:str|Path, # folder that holds (or will hold) `stl10_binary/`
                split:str='train', # 'train' (5000), 'test' (8000) or 'unlabeled' (100000)
-               download:bool=False, # fetch with torchvision when the files are missing (a 2.6 GB archive)
+               download:bool=False, # fetch the 2.6 GB archive with torchvision when the files are missing
                size:int|tuple|None=None, # resize to `size` x `size` (or `(H, W)`); None keeps 96x96
                limit:int|None=None, # read only the first `limit` images
                chunk:int=2000, # images converted at a time (bounds the memory used while resizing)
+               check_md5:bool=True, # check the files against the official checksums (False: only that they exist)
               ) -> tuple[torch.Tensor, torch.Tensor]:
-    "STL-10 as float32 images `(N, 3, H, W)` in [-1, 1] and LongTensor labels 0..9 (-1 for 'unlabeled')."
+    "STL-10 as float32 images `(N, 3, H, W)` in [-1, 1] and LongTensor labels 0..9 (-1 for 'unlabeled'), read by `torchvision.datasets.STL10`."
     if split not in _STL_SPLITS: raise ValueError(f"split must be one of {list(_STL_SPLITS)}, got {split!r}")
-    d = Path(root).expanduser()/'stl10_binary'
-    xf, yf = d/f'{split}_X.bin', d/f'{split}_y.bin'
-    def present(): return xf.is_file() and (split == 'unlabeled' or yf.is_file())
-    if not present() and download: _fetch('STL10', Path(root).expanduser(), split=split)
-    if not present():
-        raise FileNotFoundError(f"STL-10 {split!r} files not found in {str(d)!r} (need {xf.name}"
-                                f"{'' if split == 'unlabeled' else ' and ' + yf.name}); pass download=True to fetch the "
-                                f"2.6 GB archive into {str(root)!r}, or extract stl10_binary.tar.gz there")
-    per = 3 * 96 * 96
-    nbytes = xf.stat().st_size
-    if nbytes % per: raise ValueError(f"{xf} has {nbytes} bytes, not a whole number of 3x96x96 images")
-    n = nbytes // per if limit is None else min(nbytes // per, int(limit))
-    raw = np.memmap(xf, dtype=np.uint8, mode='r', shape=(nbytes // per, 3, 96, 96))[:n]
-    if split == 'unlabeled': y = torch.full((n,), -1, dtype=torch.int64)
-    else:
-        lab = np.fromfile(yf, dtype=np.uint8)
-        if len(lab) != nbytes // per: raise ValueError(f"{yf} has {len(lab)} labels for {nbytes // per} images")
-        y = torch.from_numpy(lab[:n].astype(np.int64) - 1)
+    ds = _tv_open('STL10', root, 'stl10_binary', 'STL-10 (2.6 GB)', check_md5, download, split=split)
+    n = len(ds.data) if limit is None else min(len(ds.data), int(limit))
+    raw, y = ds.data[:n], torch.as_tensor(ds.labels[:n], dtype=torch.int64)  # torchvision: (N, 3, 96, 96), labels 0..9 or -1
     hw = (96, 96) if size is None else ((size, size) if isinstance(size, int) else tuple(size))
     x = torch.empty((n, 3, *hw), dtype=torch.float32)
     for i in range(0, n, chunk):
-        b = _u8_images(raw[i:i + chunk].transpose(0, 1, 3, 2))  # stored column-major: swap H and W
+        b = _u8_images(raw[i:i + chunk])
         if size is not None: b = F.interpolate(b, size=hw, mode='bilinear', antialias=True, align_corners=False).clamp_(-1, 1)
         x[i:i + chunk] = b
-    del raw
+    del raw, ds
     return x, y
 
 # %% ../nbs/06_data.ipynb #db7bc49a
-CORRUPTIONS = ('gaussian_noise', 'shot_noise', 'impulse_noise', 'gaussian_blur', 'contrast', 'pixelate', 'translate')
+TENSOR_CORRUPTIONS = ('gaussian_noise', 'shot_noise', 'impulse_noise', 'gaussian_blur', 'contrast', 'pixelate', 'translate')
 
 _SEVERITY = {
     'gaussian_noise': (0.08, 0.12, 0.18, 0.26, 0.38),
@@ -446,24 +424,11 @@ def _translate(u, fracs, g):
         out[idx] = _shift(u[idx], *s)
     return out
 
-def corrupt(x:torch.Tensor, # images `(N, C, H, W)` in [-1, 1]
-            kind:str, # one of `CORRUPTIONS`
-            severity:int, # 1 (mild) .. 5 (strong)
-            *,
-            generator:torch.Generator|None=None, # for the random corruptions (None: fresh entropy)
-           ) -> torch.Tensor:
-    "A corrupted copy of `x`, in [-1, 1] with `x`'s dtype and device."
-    if kind not in _SEVERITY: raise ValueError(f"unknown corruption {kind!r}; choose one of {list(CORRUPTIONS)}")
-    if isinstance(severity, bool) or not isinstance(severity, (int, np.integer)) or not 1 <= severity <= 5:
-        raise ValueError(f"severity must be an integer 1..5, got {severity!r}")
-    x = as_tensor(x, name='x', ndim=4, dtype=None)
-    lo, hi = x.min().item(), x.max().item()
-    if lo < -1 - 1e-4 or hi > 1 + 1e-4:
-        raise ValueError(f"x must lie in [-1, 1], got values in [{lo:.3g}, {hi:.3g}]; scale images first, e.g. u8/127.5 - 1")
+def _tensor_corrupt(x, kind, severity, g):
+    "One corruption of the built-in tensor suite (arguments already checked)."
     p = _SEVERITY[kind][severity - 1]
     wd = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
     u = ((x.to(wd) + 1) / 2).clamp(0, 1)
-    g = make_generator(generator, device=x.device)
     rnd = lambda f: f(u.shape, generator=g, device=u.device, dtype=wd)
     if kind == 'gaussian_noise': u = u + p * rnd(torch.randn)
     elif kind == 'shot_noise': u = torch.poisson(u * p, generator=g) / p
@@ -480,17 +445,146 @@ def corrupt(x:torch.Tensor, # images `(N, C, H, W)` in [-1, 1]
     else: u = _translate(u, p, g)
     return (u.clamp(0, 1) * 2 - 1).to(x.dtype)
 
+# %% ../nbs/06_data.ipynb #53885cdb
+CORRUPTIONS = ('gaussian_noise', 'shot_noise', 'impulse_noise', 'defocus_blur', 'glass_blur', 'motion_blur', 'zoom_blur',
+               'snow', 'frost', 'fog', 'brightness', 'contrast', 'elastic_transform', 'pixelate', 'jpeg_compression')
+EXTRA_CORRUPTIONS = ('speckle_noise', 'gaussian_blur', 'spatter', 'saturate', 'translate')
+SUITES = {'standard': CORRUPTIONS + EXTRA_CORRUPTIONS, 'tensor': TENSOR_CORRUPTIONS}
+_IC = None
+
+def _gaussian_compat(image, sigma=1, *args, multichannel=None, **kwargs):
+    "scikit-image's `gaussian` as imagecorruptions calls it: `multichannel=True` became `channel_axis=-1` (0.19; removed in 0.21)."
+    from skimage.filters import gaussian
+    if multichannel: kwargs.setdefault('channel_axis', -1)
+    return gaussian(image, sigma, *args, **kwargs)
+
+def _numpy_compat():
+    "numpy as a module that also has `float_` (removed in NumPy 2.0; imagecorruptions' fog uses it)."
+    import types
+    m = types.ModuleType('numpy_with_float_')
+    m.__getattr__ = lambda name: getattr(np, name)
+    m.float_ = np.float64
+    return m
+
+def _skimage_compat():
+    "scikit-image as a module whose `util.random_noise` draws its seed from numpy's global generator (seeded by `corrupt`)."
+    import types, skimage, skimage.util
+    def random_noise(image, *args, **kwargs):
+        kwargs.setdefault('rng', int(np.random.randint(0, 2**31 - 1)))
+        return skimage.util.random_noise(image, *args, **kwargs)
+    util = types.ModuleType('skimage_util_seeded'); util.__getattr__ = lambda name: getattr(skimage.util, name)
+    util.random_noise = random_noise
+    sk = types.ModuleType('skimage_seeded'); sk.__getattr__ = lambda name: getattr(skimage, name)
+    sk.util = util
+    return sk
+
+def imagecorruptions_module():
+    "The `imagecorruptions` package, imported with fixes for today's setuptools, scikit-image and NumPy (see the text)."
+    global _IC
+    if _IC is not None: return _IC
+    import importlib, inspect, sys, types
+    shim = None
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')  # pkg_resources and scipy.ndimage.interpolation are deprecated
+        try: importlib.import_module('pkg_resources')
+        except ImportError:  # setuptools >= 81 has no pkg_resources: lend a stand-in for the one function used
+            shim = types.ModuleType('pkg_resources')
+            shim.resource_filename = lambda pkg, rel: str(Path(sys.modules[pkg].__file__).parent/rel)
+            sys.modules['pkg_resources'] = shim
+        try:
+            ic = importlib.import_module('imagecorruptions')
+            icc = importlib.import_module('imagecorruptions.corruptions')
+        except ImportError as e:
+            hint = (" (OpenCV needs the system library libGL: install libgl1, e.g. `apt install libgl1`)" if 'libGL' in str(e) else '')
+            raise ImportError(f"the standard corruptions need the imagecorruptions package: pip install 'diffaug[corruptions]'{hint}; "
+                              f"the built-in suite='tensor' needs nothing extra ({e})") from None
+        finally:
+            if shim is not None and sys.modules.get('pkg_resources') is shim: del sys.modules['pkg_resources']
+    from skimage.filters import gaussian
+    if 'multichannel' not in inspect.signature(gaussian).parameters: icc.gaussian = _gaussian_compat
+    if 'float_' not in dir(np): icc.np = _numpy_compat()
+    from skimage.util import random_noise
+    if 'rng' in inspect.signature(random_noise).parameters: icc.sk = _skimage_compat()
+    _IC = ic
+    return ic
+
+def _standard(x, kind, severity, seed, work_size, chunk=256):
+    "One standard corruption of float images in [-1, 1], applied to uint8 images as the benchmark suites do."
+    ic = imagecorruptions_module()
+    N, C, H, W = x.shape
+    if C not in (1, 3): raise ValueError(f"the standard corruptions take 1- or 3-channel images, got {C} channels; pass suite='tensor'")
+    f = max(1, -(-work_size // min(H, W)))  # integer upsampling factor to reach `work_size` pixels
+    u8 = ((x.detach().to('cpu', torch.float32) + 1) * 127.5).round_().clamp_(0, 255).to(torch.uint8)
+    if f > 1: u8 = u8.repeat_interleave(f, 2).repeat_interleave(f, 3)  # each pixel a f x f block (nearest)
+    a = u8.permute(0, 2, 3, 1).numpy()
+    out = np.empty((N, H * f, W * f, 3), dtype=np.float32)
+    seeds = np.random.SeedSequence(seed).spawn(-(-N // chunk))
+    state = np.random.get_state()  # imagecorruptions draws from numpy's global generator: seeded per chunk, then restored
+    try:
+        for j, i in enumerate(range(0, N, chunk)):
+            np.random.seed(seeds[j].generate_state(1)[0])
+            for n in range(i, min(i + chunk, N)):
+                img = np.ascontiguousarray(a[n, :, :, 0] if C == 1 else a[n])
+                with warnings.catch_warnings(record=True) as w:
+                    warnings.simplefilter('always', RuntimeWarning)
+                    out[n] = ic.corrupt(img, severity=int(severity), corruption_name=kind)
+                if kind == 'spatter' and any('invalid value' in str(m.message) for m in w):
+                    out[n] = img[..., None] if C == 1 else img  # an empty liquid layer: no spatter (the package would return black)
+    finally: np.random.set_state(state)
+    t = torch.from_numpy(out).permute(0, 3, 1, 2)
+    if C == 1: t = t.mean(1, keepdim=True)  # gray in, gray out (colour corruptions such as frost are averaged)
+    if f > 1: t = F.avg_pool2d(t, f)  # back to the input size: the mean of each block
+    return (t / 127.5 - 1).clamp_(-1, 1).to(x.device, x.dtype)
+
+def corrupt(x:torch.Tensor, # images `(N, C, H, W)` in [-1, 1]
+            kind:str, # one of `CORRUPTIONS` or `EXTRA_CORRUPTIONS` (suite 'standard'), or of `TENSOR_CORRUPTIONS` (suite 'tensor')
+            severity:int, # 1 (mild) .. 5 (strong)
+            *,
+            generator:torch.Generator|None=None, # for the random corruptions (None: fresh entropy)
+            suite:str='standard', # 'standard' (imagecorruptions, ImageNet-C parameters) or 'tensor' (built in, pure torch)
+            work_size:int=32, # 'standard': images smaller than this are upsampled (nearest) to at least it, corrupted, averaged back
+           ) -> torch.Tensor:
+    "A corrupted copy of `x`, in [-1, 1] with `x`'s dtype and device."
+    if suite not in SUITES: raise ValueError(f"suite must be one of {list(SUITES)}, got {suite!r}")
+    if kind not in SUITES[suite]:
+        other = [s for s in SUITES if s != suite and kind in SUITES[s]]
+        raise ValueError(f"unknown corruption {kind!r} for suite={suite!r}; choose one of {list(SUITES[suite])}"
+                         + (f", or pass suite={other[0]!r}" if other else ''))
+    if isinstance(severity, bool) or not isinstance(severity, (int, np.integer)) or not 1 <= severity <= 5:
+        raise ValueError(f"severity must be an integer 1..5, got {severity!r}")
+    x = as_tensor(x, name='x', ndim=4, dtype=None)
+    lo, hi = x.min().item(), x.max().item()
+    if lo < -1 - 1e-4 or hi > 1 + 1e-4:
+        raise ValueError(f"x must lie in [-1, 1], got values in [{lo:.3g}, {hi:.3g}]; scale images first, e.g. u8/127.5 - 1")
+    g = make_generator(generator, device=x.device)
+    if suite == 'tensor' or kind == 'translate': return _tensor_corrupt(x, kind, severity, g)
+    work_size = check_int(work_size, 'work_size', min=32)
+    seed = int(torch.randint(0, 2**31 - 1, (1,), generator=g, device=g.device))
+    return _standard(x, kind, severity, seed, work_size)
+
 # %% ../nbs/06_data.ipynb #5470d92d
 def corrupted_set(x:torch.Tensor, # clean test images `(N, C, H, W)` in [-1, 1]
-                  kinds:tuple=CORRUPTIONS, # corruption kinds to apply
+                  kinds:tuple|None=None, # corruption kinds to apply (default: the suite's `CORRUPTIONS` / `TENSOR_CORRUPTIONS`)
                   severities:tuple=(1, 2, 3, 4, 5), # severities to apply
                   *,
                   random_state:int=0, # root seed of the random corruptions (one named child per kind and severity)
+                  suite:str='standard', # 'standard' (imagecorruptions) or 'tensor' (built in)
+                  work_size:int=32, # 'standard': smaller images are upsampled to this size to be corrupted (see `corrupt`)
+                  progress:bool=False, # a progress bar over the (kind, severity) pairs
                  ) -> dict:
     "`{(kind, severity): corrupted copy of x}` for every kind and severity."
+    if suite not in SUITES: raise ValueError(f"suite must be one of {list(SUITES)}, got {suite!r}")
+    kinds = (CORRUPTIONS if suite == 'standard' else TENSOR_CORRUPTIONS) if kinds is None else kinds
     kinds = (kinds,) if isinstance(kinds, str) else tuple(kinds)
     for k in kinds:
-        if k not in _SEVERITY: raise ValueError(f"unknown corruption {k!r}; choose one of {list(CORRUPTIONS)}")
+        if k not in SUITES[suite]: corrupt(torch.zeros(1, 1, 1, 1), k, 1, suite=suite)  # raises the message naming the choices
+    for s in severities:
+        if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or not 1 <= s <= 5: raise ValueError(f"severity must be an integer 1..5, got {s!r}")
     x = as_tensor(x, name='x', ndim=4, dtype=None)
+    if suite == 'standard' and any(k != 'translate' for k in kinds): imagecorruptions_module()  # fail before any work
     seeds = Seeds(random_state)
-    return {(k, s): corrupt(x, k, s, generator=seeds.generator(k, int(s), device=x.device)) for k in kinds for s in severities}
+    pairs = [(k, int(s)) for k in kinds for s in severities]
+    if progress:
+        from fastprogress.fastprogress import progress_bar
+        pairs = progress_bar(pairs, total=len(pairs))
+    return {(k, s): corrupt(x, k, s, generator=seeds.generator(k, s, device=x.device), suite=suite, work_size=work_size) for k, s in pairs}

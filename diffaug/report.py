@@ -160,7 +160,7 @@ def demo_classify(out:Path, # folder to write into
     import matplotlib; matplotlib.use('Agg')
     import matplotlib.pyplot as plt, numpy as np
     from sklearn.model_selection import train_test_split
-    from diffaug.data import digits_images, corrupted_set, CORRUPTIONS
+    from diffaug.data import digits_images, corrupted_set, TENSOR_CORRUPTIONS
     from diffaug.scorenet import train_denoiser
     from diffaug.classifier import fit_classifier, predict_proba
     from diffaug.guidance import guided_sample
@@ -189,8 +189,8 @@ def demo_classify(out:Path, # folder to write into
         xs, ys = guided_sample(l, den, range(10), n=cfg['n_per_class'], scale=s_, steps=cfg['ddim_steps'], generator=seeds.seed('guided'))
         grids[name], consistency[name] = xs.clamp(-1, 1), float((predict_proba(judge, xs.clamp(-1, 1)).argmax(1).cpu() == ys).float().mean())
     say("guided samples drawn")
-    kinds = cfg['kinds'] or CORRUPTIONS
-    sets = {('clean', 0): xte, **corrupted_set(xte, kinds, cfg['severities'], random_state=seeds.seed('corruptions'))}
+    kinds = cfg['kinds'] or TENSOR_CORRUPTIONS
+    sets = {('clean', 0): xte, **corrupted_set(xte, kinds, cfg['severities'], random_state=seeds.seed('corruptions'), suite='tensor')}
     rob = {}
     for (kind, sev), xs in sets.items():
         for name, l in (('plain', L['plain']), ('DiffAug', L['diffaug'])):
@@ -217,7 +217,7 @@ def demo_classify(out:Path, # folder to write into
             f"\n### 2. Classifier-guided DDIM-{cfg['ddim_steps']} samples\n\nClass consistency (% of samples a separately "
             f"trained clean classifier assigns to their target class): "
             + ', '.join(f"{k} {100 * v:.1f}" for k, v in consistency.items()) + f".\n\n![guided samples]({f_guided})\n\n"
-            f"### 3. DiffAug training and the DiffAug Ensemble (DE) on corrupted digits\n\nAccuracy (%) averaged over the "
+            f"### 3. DiffAug training and the DiffAug Ensemble (DE) on corrupted digits\n\nAccuracy (%) averaged over the built-in tensor-suite "
             f"corruptions {', '.join(kinds)}:\n\n" + md_table(rob_rows, list(next(iter(rob_rows.values())))) + f"\n![robustness]({f_rob})\n")
 
 # %% ../nbs/16_report.ipynb #80a7d0cd
