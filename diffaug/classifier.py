@@ -12,15 +12,15 @@ from fastai.learner import Learner
 from fastai.metrics import accuracy
 from .core import as_labels, check_images, make_generator, Seeds, torch_seed, check_int, check_number, check_device
 from .io import save_checkpoint, load_checkpoint, load_state
-from .learner import tensor_learner, fit_learner, EpochTimer
+from .learner import tensor_learner, fit_learner, EpochTimer, amp_dtype, MixedPrecisionCB, ChannelsLastCB
 from .schedule import Schedule, VPSchedule, schedule_from_config
 from .scorenet import Denoiser, CondEmbedding, DiffusedBatchCB, frozen
 from .encoder import make_trunk
 
 # %% auto #0
 __all__ = ['KINDS', 'MODES', 'DIFFAUG_T_MAX', 'DE_STEPS', 'check_denoiser', 'DiffusionClassifier', 'classifier_inputs',
-           'DiffuseCB', 'DiffAugCB', 'fit_classifier', 'model_of', 'predict_proba', 'LoadedClassifier',
-           'save_classifier', 'load_classifier']
+           'BackboneClassifier', 'DiffuseCB', 'DiffAugCB', 'fit_classifier', 'model_of', 'predict_proba',
+           'LoadedClassifier', 'save_classifier', 'load_classifier']
 
 # %% ../nbs/12_classifier.ipynb #3a08c5ee
 def check_denoiser(denoiser, # a `Denoiser`
@@ -134,6 +134,43 @@ def classifier_inputs(kind:str, # 'plain', 'noisy' or 'da'
     with torch.set_grad_enabled(grad and torch.is_grad_enabled()): x0 = denoiser(x_t, t, clip=clip)
     return (x0,) if kind == 'plain' else (x_t, t, x0)
 
+# %% ../nbs/12_classifier.ipynb #234806d4
+class BackboneClassifier(nn.Module):
+    "Any image backbone as a plain, noisy or DA classifier: it sees `[x_t, x0_hat, t]` stacked on the channel axis."
+    def __init__(self, backbone:nn.Module, # maps `(B, n_inputs(kind, in_ch), H, W)` to logits `(B, n_classes)`
+                 in_ch:int, # image channels C
+                 n_classes:int, # number of classes
+                 kind:str='da', # 'plain', 'noisy' or 'da'
+                 n_steps:int=1000, # steps of the diffusion schedule (scales the time channel)
+                 time_channel:bool=True, # give the step as a constant input channel (noisy and DA)
+                ):
+        super().__init__()
+        if kind not in KINDS: raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+        if not isinstance(backbone, nn.Module): raise TypeError(f"backbone must be a torch nn.Module, got {type(backbone).__name__}")
+        self.backbone, self.kind, self.in_ch, self.n_classes = backbone, kind, check_int(in_ch, 'in_ch', min=1), check_int(n_classes, 'n_classes', min=2)
+        self.n_steps, self.time_channel = check_int(n_steps, 'n_steps', min=1), bool(time_channel)
+
+    @staticmethod
+    def n_inputs(kind:str, in_ch:int, time_channel:bool=True) -> int:
+        "Number of input channels the backbone must take."
+        return in_ch * (2 if kind == 'da' else 1) + (1 if time_channel and kind != 'plain' else 0)
+
+    def forward(self, x:torch.Tensor, t=None, x0:torch.Tensor|None=None) -> torch.Tensor:
+        "Class logits."
+        if x.ndim != 4 or x.shape[1] != self.in_ch:
+            raise ValueError(f"this classifier expects images (B, {self.in_ch}, H, W), got {tuple(x.shape)}")
+        parts = [x]
+        if self.kind != 'plain':
+            if t is None: raise ValueError(f"a {self.kind!r} classifier needs the step t: model(x_t, t{', x0_hat' if self.kind == 'da' else ''})")
+            if self.kind == 'da':
+                if x0 is None or x0.shape != x.shape: raise ValueError("a 'da' classifier needs x0_hat shaped like x_t: model(x_t, t, x0_hat)")
+                parts.append(x0.to(x.dtype))
+            if self.time_channel:
+                t = torch.as_tensor(t, device=x.device).expand(len(x)) if not torch.is_tensor(t) or t.ndim == 0 else t.to(x.device)
+                level = t.to(x.dtype) * (2 / max(self.n_steps - 1, 1)) - 1
+                parts.append(level.view(-1, 1, 1, 1).expand(-1, 1, *x.shape[2:]))
+        return self.backbone(torch.cat(parts, 1))
+
 # %% ../nbs/12_classifier.ipynb #99fdd4ca
 class DiffuseCB(DiffusedBatchCB):
     "Replace each batch `(x,)` by `(x_t, t)` (noisy) or `(x_t, t, x0_hat)` (DA), `t` uniform on `t_min..t_max`."
@@ -152,7 +189,8 @@ class DiffuseCB(DiffusedBatchCB):
     def before_batch(self):
         xt, t, _ = self.diffuse(self.xb[0])
         self.t = t
-        self.learn.xb = classifier_inputs(self.kind, xt, t, self.den, clip=self.clip)
+        with self.autocast(xt): inputs = classifier_inputs(self.kind, xt, t, self.den, clip=self.clip)
+        self.learn.xb = tuple(o.to(xt.dtype) if o.is_floating_point() else o for o in inputs)
 
 # %% ../nbs/12_classifier.ipynb #f4f48288
 class DiffAugCB(DiffusedBatchCB):
@@ -171,7 +209,7 @@ class DiffAugCB(DiffusedBatchCB):
         if not self.active: return
         x, y = self.xb[0], self.yb[0]
         xt, t, _ = self.diffuse(x)
-        with torch.no_grad(): view = self.den(xt, t, clip=self.clip).to(x.dtype)
+        with torch.no_grad(), self.autocast(x): view = self.den(xt, t, clip=self.clip).to(x.dtype)
         self.t = t
         self.learn.xb = (torch.cat([x, view]),) + tuple(torch.cat([o, o]) for o in self.xb[1:])
         self.learn.yb = (torch.cat([y, y]),)
@@ -187,17 +225,27 @@ def _removed_message(kw):
     return '; '.join([f"fit_classifier no longer takes {k!r}: pass {v}" for k, v in known.items()]
                      + ([f"fit_classifier got unexpected arguments {other}"] if other else []))
 
-def _own_model(model, mode, model_kw, x, n_classes):
+def _own_model(model, mode, model_kw, x, n_classes, schedule):
     "A trainable copy of the user's classifier, checked on two images before any training."
     if not isinstance(model, nn.Module): raise TypeError(f"model must be a torch nn.Module (images -> logits), got {type(model).__name__}")
-    if mode in ('noisy', 'da'):
-        raise ValueError(f"mode={mode!r} needs a classifier that also takes the step t{' and x0_hat' if mode == 'da' else ''}: leave model=None and "
-                         f"choose the trunk with model_kw=dict(trunk=..., width=...), or train your model with mode='diffaug'")
+    kind = getattr(model, 'kind', 'plain')
+    want = 'plain' if mode == 'diffaug' else mode
+    if kind != want:
+        C = x.shape[1]
+        raise ValueError(f"mode={mode!r} needs a classifier that {'also takes the step t' + (' and x0_hat' if mode == 'da' else '') if want != 'plain' else 'takes images only'}, "
+                         f"got a {kind!r} one: wrap your backbone, e.g. BackboneClassifier(timm.create_model('resnet18', in_chans="
+                         f"{BackboneClassifier.n_inputs(want, C)}, num_classes={n_classes}), in_ch={C}, n_classes={n_classes}, kind={want!r}), "
+                         f"or leave model=None and choose the built-in trunk with model_kw=dict(trunk=...)")
     if model_kw: raise ValueError("give either model (your own classifier) or model_kw (settings of the built-in one), not both")
+    if kind != 'plain' and getattr(model, 'n_steps', schedule.n_steps) != schedule.n_steps:
+        raise ValueError(f"the classifier was built for {model.n_steps} diffusion steps but the schedule has {schedule.n_steps}; pass n_steps={schedule.n_steps}")
     model = copy.deepcopy(model)  # the caller's module stays as it was
     was = model.training; model.eval()
     try:
-        with torch.no_grad(): out = model(x[:2].to(next(model.parameters()).device))
+        dev = next(model.parameters()).device
+        xb = x[:2].to(dev)
+        args = () if kind == 'plain' else (torch.zeros(2, dtype=torch.long, device=dev),) + ((xb,) if kind == 'da' else ())
+        with torch.no_grad(): out = model(xb, *args)
     except Exception as e: raise ValueError(f"model cannot classify images of shape {tuple(x.shape[1:])}: {e}") from e
     finally: model.train(was)
     if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, n_classes):
@@ -224,6 +272,8 @@ def fit_classifier(x, # training images `(N, C, H, W)` in [-1, 1]
                    progress:bool=True, # show progress bars and the epoch table
                    device=None, # where to train (default: where `x` is)
                    cbs:list|None=None, # extra fastai callbacks (e.g. `semisup.TemporalConsistencyCB`)
+                   precision:str|None='auto', # mixed precision: 'auto' (bf16 on a GPU that has it, fp16 on older GPUs, off on a CPU), 'bf16', 'fp16' or None
+                   channels_last:bool|str='auto', # channels-last memory format ('auto': on a GPU)
                    **removed, # arguments of earlier versions, refused with the way to pass them now
                   ) -> Learner:
     "Train a plain, DiffAug, noisy or DA classifier on images `x` with labels `y`; returns the fastai `Learner`."
@@ -249,7 +299,9 @@ def fit_classifier(x, # training images `(N, C, H, W)` in [-1, 1]
     if isinstance(t_max, str) and t_max != 'auto': raise ValueError(f"t_max must be 'auto', None or a step, got {t_max!r}")
     if t_max == 'auto': t_max = DIFFAUG_T_MAX if mode == 'diffaug' else None
     t_max = schedule.n_steps - 1 if t_max is None else check_int(t_max, 't_max', 0, schedule.n_steps - 1)
-    if model is not None: model = _own_model(model, mode, model_kw, x, n_classes)
+    if model is not None: model = _own_model(model, mode, model_kw, x, n_classes, schedule)
+    amp = amp_dtype(precision, device)
+    channels_last = (torch.device(device).type == 'cuda') if channels_last == 'auto' else bool(channels_last)
     seeds = Seeds(random_state)
     if model is None:
         with torch_seed(seeds.seed('init')):
@@ -259,7 +311,9 @@ def fit_classifier(x, # training images `(N, C, H, W)` in [-1, 1]
     if mode == 'diffaug': mcbs.append(DiffAugCB(denoiser, t_max=t_max, random_state=seeds.seed('views')))
     if mode in ('noisy', 'da'): mcbs.append(DiffuseCB(mode, schedule, denoiser, random_state=seeds.seed('noise'), t_max=t_max))
     learn = tensor_learner((x, y), model, F.cross_entropy, bs=bs, valid_pct=valid_pct, random_state=seeds.seed('data'), device=device,
-                           wd=wd, metrics=[accuracy] if valid_pct else [], cbs=mcbs + [EpochTimer()] + list(cbs or []))
+                           wd=wd, metrics=[accuracy] if valid_pct else [],
+                           cbs=mcbs + ([MixedPrecisionCB(amp)] if amp is not None else []) + ([ChannelsLastCB()] if channels_last else [])
+                           + [EpochTimer()] + list(cbs or []))
     learn.mode, learn.denoiser, learn.schedule, learn.n_classes, learn.t_max = mode, denoiser, schedule, n_classes, t_max
     fit_learner(learn, epochs, lr, progress=progress, seed=seeds.seed('fit'))
     learn.model.eval()

@@ -445,7 +445,7 @@ def _tensor_corrupt(x, kind, severity, g):
     else: u = _translate(u, p, g)
     return (u.clamp(0, 1) * 2 - 1).to(x.dtype)
 
-# %% ../nbs/06_data.ipynb #53885cdb
+# %% ../nbs/06_data.ipynb #29b77e07
 CORRUPTIONS = ('gaussian_noise', 'shot_noise', 'impulse_noise', 'defocus_blur', 'glass_blur', 'motion_blur', 'zoom_blur',
                'snow', 'frost', 'fog', 'brightness', 'contrast', 'elastic_transform', 'pixelate', 'jpeg_compression')
 EXTRA_CORRUPTIONS = ('speckle_noise', 'gaussian_blur', 'spatter', 'saturate', 'translate')

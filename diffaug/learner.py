@@ -16,12 +16,15 @@ from fastai.learner import Learner
 from fastai.callback.core import Callback
 from fastai.callback.schedule import fit_one_cycle  # adds `Learner.fit_one_cycle`
 from fastai.optimizer import Adam
+from fastai.callback.fp16 import MixedPrecision
+from fastcore.foundation import L
+from torch.amp import GradScaler
 from .core import make_generator, torch_seed, keep_rng_state, check_int, check_number, dist_info, is_main_process, trim_heap
 
 # %% auto #0
-__all__ = ['Tensors', 'TensorDL', 'tensor_dls', 'BatchLossLog', 'EpochTimer', 'tensor_learner', 'fit_learner', 'unwrap',
-           'shard_rows', 'all_gather_rows', 'GlobalBatchNorm', 'DistributedCB', 'EMA', 'Phase', 'run_phases',
-           'plot_history']
+__all__ = ['PRECISIONS', 'Tensors', 'TensorDL', 'tensor_dls', 'BatchLossLog', 'EpochTimer', 'tensor_learner', 'fit_learner',
+           'unwrap', 'shard_rows', 'all_gather_rows', 'GlobalBatchNorm', 'DistributedCB', 'EMA', 'amp_dtype',
+           'MixedPrecisionCB', 'ChannelsLastCB', 'Phase', 'run_phases', 'plot_history']
 
 # %% ../nbs/02_learner.ipynb #1e4c21d7
 class Tensors:
@@ -225,6 +228,47 @@ class EMA(Callback):
         ep = [p for p in ema.parameters()]; cp = [p.detach() for p in cur.parameters()]
         torch._foreach_lerp_(ep, cp, 1 - d)
         for b_e, b_c in zip(ema.buffers(), cur.buffers()): b_e.copy_(b_c)
+
+# %% ../nbs/02_learner.ipynb #23ee7230
+PRECISIONS = ('auto', 'bf16', 'fp16', None)
+
+def amp_dtype(precision:str|None, # 'auto', 'bf16', 'fp16' or None (full precision)
+              device=None, # where training runs
+             ) -> torch.dtype|None:
+    "The autocast dtype for `precision` on `device` (None: full precision)."
+    if precision not in PRECISIONS: raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
+    dev = torch.device(device if device is not None else 'cpu').type
+    if precision is None or (precision == 'auto' and dev != 'cuda'): return None
+    if precision == 'auto': return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if precision == 'fp16' and dev != 'cuda':
+        raise ValueError("precision='fp16' needs a CUDA device (float16 training needs loss scaling there); use precision='bf16' on a CPU")
+    if precision == 'bf16' and dev == 'cuda' and not torch.cuda.is_bf16_supported():
+        raise ValueError("this GPU has no bfloat16; use precision='fp16'")
+    return torch.bfloat16 if precision == 'bf16' else torch.float16
+
+class MixedPrecisionCB(MixedPrecision):
+    "fastai's `MixedPrecision` on the Learner's own device: bfloat16 anywhere, float16 on CUDA with loss scaling."
+    def __init__(self, dtype:torch.dtype=torch.bfloat16, # torch.bfloat16 or torch.float16
+                 **kwargs): # passed to torch's `GradScaler` (float16 only)
+        if dtype not in (torch.bfloat16, torch.float16): raise ValueError(f"dtype must be torch.bfloat16 or torch.float16, got {dtype}")
+        super().__init__('bf16' if dtype == torch.bfloat16 else 'fp16', **kwargs)
+        self.dtype = dtype
+    def before_fit(self):
+        dev = torch.device(self.dls.device or 'cpu').type
+        if self.dtype == torch.float16 and dev != 'cuda': raise ValueError("float16 mixed precision needs a CUDA device; use torch.bfloat16")
+        self.kwargs['enabled'] = self.dtype == torch.float16  # bfloat16 has float32's range: no loss scaling
+        self.autocast, self.learn.scaler, self.scales = torch.autocast(dev, dtype=self.dtype), GradScaler(dev, **self.kwargs), L()
+        self.learn.amp_dtype = self.dtype
+    def after_fit(self):
+        super().after_fit(); self.learn.amp_dtype = None
+
+class ChannelsLastCB(Callback):
+    "Train in the channels-last memory format: the model once, then every 4-d floating-point input batch."
+    order = 5  # after the callbacks that build the batch (DiffAug views, diffused inputs)
+    def before_fit(self): self.learn.model.to(memory_format=torch.channels_last)
+    def before_batch(self):
+        self.learn.xb = tuple(x.contiguous(memory_format=torch.channels_last)
+                              if isinstance(x, torch.Tensor) and x.ndim == 4 and x.is_floating_point() else x for x in self.xb)
 
 # %% ../nbs/02_learner.ipynb #7b0a0d69
 @dataclass

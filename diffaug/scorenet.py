@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_scorenet.ipynb #8128ca44
 from __future__ import annotations
-import copy, math, time
+import contextlib, copy, math, time
 from pathlib import Path
 import numpy as np, pandas as pd
 import torch
@@ -292,6 +292,10 @@ class DiffusedBatchCB(Callback):
     def before_validate(self):
         if not hasattr(self, 'vgen'): self._setup(); self.active = True  # `get_preds` without a fit
         self.vgen.manual_seed(self.seeds.seed('valid'))  # every validation sees the same noise
+    def autocast(self, x:torch.Tensor):
+        "The Learner's mixed-precision context (`learn.amp_dtype`, set by `MixedPrecisionCB`) for networks run while building a batch."
+        dt = getattr(self.learn, 'amp_dtype', None)
+        return torch.autocast(x.device.type, dtype=dt) if dt is not None else contextlib.nullcontext()
     def diffuse(self, x:torch.Tensor, t=None):
         "`(x_t, t, noise)` for the batch `x`, from the training or the validation generator."
         return self.schedule.diffuse(x, t, generator=self.gen if self.training else self.vgen, t_min=self.t_min, t_max=self.t_max)
