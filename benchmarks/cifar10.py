@@ -30,7 +30,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import md_table, machine_line, write_text_atomic, positive_int
 
-from diffaug.data import load_cifar10, corrupted_set, CORRUPTIONS, EXTRA_CORRUPTIONS
+from diffaug.data import load_cifar10, corrupted_set, save_corrupted, load_corrupted, CORRUPTIONS, EXTRA_CORRUPTIONS
 from diffaug.scorenet import train_denoiser, Denoiser, UNet, load_diffusers
 from diffaug.classifier import fit_classifier, predict_proba, model_of, DE_STEPS
 from diffaug.learner import amp_dtype
@@ -62,39 +62,19 @@ def write_toy_cifar(root:Path, n_train:int, n_test:int, seed:int=0):
     with open(d / 'batches.meta', 'wb') as f: pickle.dump({'label_names': [f'class{i}' for i in range(10)]}, f)
     return root
 
-def to_u8(x:torch.Tensor) -> np.ndarray:
-    "Images in [-1, 1] `(N, 3, H, W)` to uint8 `(N, H, W, 3)` (exact for images that came from uint8)."
-    return ((x.float() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
-
-def from_u8(a:np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2))).float().sub_(127.5).div_(127.5)
-
 def corrupted_cifar(xte, cfg, cache:Path|None, cifar10c:Path|None, seed:int, log) -> dict:
-    "`{(kind, severity): images}` read from CIFAR-10-C files (real ones or this script's cache), made and cached if missing."
-    n = len(xte)
-    src = cifar10c or cache
-    out, missing = {}, []
-    for k in cfg['kinds']:
-        f = src / f'{k}.npy' if src is not None else None
-        if f is not None and f.is_file():
-            a = np.load(f, mmap_mode='r')
-            per = len(a) // 5
-            if per < n: raise ValueError(f"{f} holds {per} images per severity, fewer than the {n} test images used")
-            for s in cfg['severities']: out[(k, s)] = from_u8(a[(s - 1) * per:(s - 1) * per + n])
-        elif cifar10c is not None: raise FileNotFoundError(f"{f} not found: the CIFAR-10-C folder lacks the corruption {k!r}")
-        else: missing.append(k)
+    "`{(kind, severity): images}` from CIFAR-10-C-style files (the real ones, or this script's cache), made and cached when missing."
+    n, src = len(xte), cifar10c or cache
+    have = [k for k in cfg['kinds'] if src is not None and (src / f'{k}.npy').is_file()]
+    out = load_corrupted(src, have, cfg['severities'], n=n)[0] if have else {}
+    missing = [k for k in cfg['kinds'] if k not in have]
     if missing:
         t0 = time.time()
         made = corrupted_set(xte, missing, (1, 2, 3, 4, 5), random_state=seed)
         log(f"corrupted {n} test images x {len(missing)} kinds x 5 severities in {time.time() - t0:.0f}s")
-        for k in missing:
-            if cache is not None:
-                cache.mkdir(parents=True, exist_ok=True)
-                tmp = cache / f'.{k}.tmp.npy'
-                np.save(tmp, np.concatenate([to_u8(made[(k, s)]) for s in (1, 2, 3, 4, 5)]))
-                tmp.replace(cache / f'{k}.npy')
-            for s in cfg['severities']: out[(k, s)] = made[(k, s)]
-    return out
+        if cache is not None: save_corrupted(cache, made)
+        out.update({(k, s): made[(k, s)] for k in missing for s in cfg['severities']})
+    return {(k, s): out[(k, s)] for k in cfg['kinds'] for s in cfg['severities']}
 
 # ---------------------------------------------------------------------------------------------------- cost
 

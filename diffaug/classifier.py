@@ -134,7 +134,7 @@ def classifier_inputs(kind:str, # 'plain', 'noisy' or 'da'
     with torch.set_grad_enabled(grad and torch.is_grad_enabled()): x0 = denoiser(x_t, t, clip=clip)
     return (x0,) if kind == 'plain' else (x_t, t, x0)
 
-# %% ../nbs/12_classifier.ipynb #234806d4
+# %% ../nbs/12_classifier.ipynb #d0e0f164
 class BackboneClassifier(nn.Module):
     "Any image backbone as a plain, noisy or DA classifier: it sees `[x_t, x0_hat, t]` stacked on the channel axis."
     def __init__(self, backbone:nn.Module, # maps `(B, n_inputs(kind, in_ch), H, W)` to logits `(B, n_classes)`

@@ -12,11 +12,13 @@ import torch
 import torch.nn.functional as F
 import anndata
 from .core import as_tensor, make_generator, Seeds, merged_moments, check_int
+from .io import write_files_atomic
 
 # %% auto #0
 __all__ = ['TENSOR_CORRUPTIONS', 'CORRUPTIONS', 'EXTRA_CORRUPTIONS', 'SUITES', 'digits_images', 'digits_vectors', 'load_table',
            'pbmc68k_reduced', 'krumsiek11', 'RowSource', 'VectorScaler', 'adata_to_tensor', 'read_h5ad', 'load_cifar10',
-           'load_cifar100', 'load_stl10', 'imagecorruptions_module', 'corrupt', 'corrupted_set']
+           'load_cifar100', 'load_stl10', 'imagecorruptions_module', 'corrupt', 'corrupted_set', 'save_corrupted',
+           'load_corrupted']
 
 # %% ../nbs/06_data.ipynb #b77f7200
 def digits_images() -> tuple[torch.Tensor, torch.Tensor]:
@@ -588,3 +590,55 @@ def corrupted_set(x:torch.Tensor, # clean test images `(N, C, H, W)` in [-1, 1]
         from fastprogress.fastprogress import progress_bar
         pairs = progress_bar(pairs, total=len(pairs))
     return {(k, s): corrupt(x, k, s, generator=seeds.generator(k, s, device=x.device), suite=suite, work_size=work_size) for k, s in pairs}
+
+# %% ../nbs/06_data.ipynb #979deaed
+def _to_u8_hwc(x:torch.Tensor) -> np.ndarray:
+    return ((x.detach().to('cpu', torch.float32) + 1) * 127.5).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+def _save_npy(path, arr):
+    with open(path, 'wb') as f: np.save(f, arr)  # to the exact path (np.save on a name would add '.npy')
+
+def save_corrupted(folder:str|Path, # folder to write (created if needed)
+                   cset:dict, # `{(kind, severity): images in [-1, 1]}` from `corrupted_set`, severities 1..5 for every kind
+                   labels=None, # the test labels `(N,)`, written as `labels.npy` repeated for the 5 severities (as CIFAR-10-C)
+                  ) -> list[Path]:
+    "Write a corrupted set in the CIFAR-10-C layout: `<kind>.npy` uint8 `(5N, H, W, C)`, severity-major; files written atomically."
+    kinds = list(dict.fromkeys(k for k, _ in cset))
+    writes = {}
+    for k in kinds:
+        sev = sorted(s for kk, s in cset if kk == k)
+        if sev != [1, 2, 3, 4, 5]: raise ValueError(f"{k!r} has severities {sev}; the CIFAR-10-C layout holds all five: corrupted_set(x, severities=(1, 2, 3, 4, 5))")
+        arr = np.concatenate([_to_u8_hwc(cset[(k, s)]) for s in sev])
+        writes[Path(folder)/f'{k}.npy'] = lambda tmp, arr=arr: _save_npy(tmp, arr)
+    if labels is not None:
+        lab = np.tile(np.asarray(torch.as_tensor(labels).cpu(), dtype=np.int64), 5)
+        writes[Path(folder)/'labels.npy'] = lambda tmp: _save_npy(tmp, lab)
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    return write_files_atomic(writes)
+
+def load_corrupted(folder:str|Path, # folder in the CIFAR-10-C layout (written by `save_corrupted`, or the real CIFAR-10-C)
+                   kinds:tuple|None=None, # kinds to read (default: every `<kind>.npy` there with a known corruption name)
+                   severities:tuple=(1, 2, 3, 4, 5), # severities to read
+                   n:int|None=None, # the first n images of each severity (default: all)
+                  ) -> tuple[dict, torch.Tensor|None]:
+    "`({(kind, severity): float32 images (n, C, H, W) in [-1, 1]}, labels (n,) or None)` from CIFAR-10-C-style files."
+    d = Path(folder).expanduser()
+    if not d.is_dir(): raise FileNotFoundError(f"{str(d)!r} is not a folder; give the folder that holds <kind>.npy files (CIFAR-10-C layout)")
+    known = CORRUPTIONS + EXTRA_CORRUPTIONS
+    if kinds is None: kinds = [k for k in known if (d/f'{k}.npy').is_file()]
+    kinds = (kinds,) if isinstance(kinds, str) else tuple(kinds)
+    lack = [k for k in kinds if not (d/f'{k}.npy').is_file()]
+    if lack or not kinds: raise FileNotFoundError(f"no {', '.join(k + '.npy' for k in lack) or '<kind>.npy files'} in {str(d)!r}")
+    for s in severities:
+        if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or not 1 <= s <= 5: raise ValueError(f"severity must be an integer 1..5, got {s!r}")
+    out = {}
+    for k in kinds:
+        a = np.load(d/f'{k}.npy', mmap_mode='r')
+        if a.ndim != 4 or len(a) % 5 or a.dtype != np.uint8:
+            raise ValueError(f"{d/f'{k}.npy'} is not in the CIFAR-10-C layout: want uint8 (5N, H, W, C), got {a.dtype} {a.shape}")
+        per = len(a) // 5
+        m = per if n is None else check_int(n, 'n', min=1, max=per)
+        for s in severities: out[(k, int(s))] = _u8_images(a[(s - 1) * per:(s - 1) * per + m].transpose(0, 3, 1, 2))
+    lab = None
+    if (d/'labels.npy').is_file(): lab = torch.from_numpy(np.load(d/'labels.npy')[:m].astype(np.int64))
+    return out, lab

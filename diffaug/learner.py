@@ -229,7 +229,7 @@ class EMA(Callback):
         torch._foreach_lerp_(ep, cp, 1 - d)
         for b_e, b_c in zip(ema.buffers(), cur.buffers()): b_e.copy_(b_c)
 
-# %% ../nbs/02_learner.ipynb #23ee7230
+# %% ../nbs/02_learner.ipynb #3ce53e1b
 PRECISIONS = ('auto', 'bf16', 'fp16', None)
 
 def amp_dtype(precision:str|None, # 'auto', 'bf16', 'fp16' or None (full precision)
