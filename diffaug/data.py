@@ -591,7 +591,7 @@ def corrupted_set(x:torch.Tensor, # clean test images `(N, C, H, W)` in [-1, 1]
         pairs = progress_bar(pairs, total=len(pairs))
     return {(k, s): corrupt(x, k, s, generator=seeds.generator(k, s, device=x.device), suite=suite, work_size=work_size) for k, s in pairs}
 
-# %% ../nbs/06_data.ipynb #979deaed
+# %% ../nbs/06_data.ipynb #4ffc7a0f
 def _to_u8_hwc(x:torch.Tensor) -> np.ndarray:
     return ((x.detach().to('cpu', torch.float32) + 1) * 127.5).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
