@@ -14,6 +14,7 @@ A script in this folder imports them after putting its own folder on the path, s
   machine_line(threads=None)    'Machine: <arch> CPU, <n> torch thread(s), torch <version>.' for report headers
   write_text_atomic(path, text) write a file through a temporary file in the same folder and os.replace (diffaug.io)
   savefig_atomic(fig, path)     the same for a matplotlib figure
+  positive_int, setting_arg     argparse types: a whole number >= 1; `--set KEY=VALUE` with a JSON value
 
 Atomic writes mean that a run cut short (or two runs writing the same folder) never leaves a half-written file.
 """
@@ -24,7 +25,7 @@ import numpy as np
 import pandas as pd
 from diffaug.io import write_atomic
 
-__all__ = ['summarise', 'md_table', 'pm', 'machine_line', 'write_text_atomic', 'savefig_atomic']
+__all__ = ['summarise', 'md_table', 'pm', 'machine_line', 'write_text_atomic', 'savefig_atomic', 'positive_int', 'setting_arg']
 
 def summarise(df:pd.DataFrame, by:list, value:str) -> pd.DataFrame:
     "Mean, std (ddof=1) and count `n` of column `value` for each setting given by the columns `by` (NaN keys kept, input order)."
@@ -70,6 +71,15 @@ if __name__ == '__main__':
     import argparse
     argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     print(__doc__)
+
+def setting_arg(s:str) -> tuple:
+    "argparse type of `--set KEY=VALUE`: the value parsed as JSON (a bare word stays a string): den_epochs=2, t_grid=[0,300], flag=false."
+    import argparse, json
+    k, sep, v = s.partition('=')
+    if not sep or not k: raise argparse.ArgumentTypeError(f"expected key=value, got {s!r}")
+    try: v = json.loads(v)
+    except json.JSONDecodeError: pass
+    return k, v
 
 def positive_int(s:str) -> int:
     "argparse type: a whole number of at least 1 (`--seeds 0` is refused with a one-line usage error)."

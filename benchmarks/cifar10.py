@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import md_table, machine_line, write_text_atomic, positive_int
+from _report import md_table, machine_line, write_text_atomic, positive_int, setting_arg
 
 from diffaug.data import load_cifar10, corrupted_set, save_corrupted, load_corrupted, CORRUPTIONS, EXTRA_CORRUPTIONS
 from diffaug.scorenet import train_denoiser, Denoiser, UNet, load_diffusers
@@ -230,12 +230,6 @@ def report(df, cost, cfg, meta) -> str:
 
 # ---------------------------------------------------------------------------------------------------- main
 
-def _setting(s):
-    k, sep, v = s.partition('=')
-    if not sep or not k: raise argparse.ArgumentTypeError(f"expected key=value, got {s!r}")
-    try: v = json.loads(v)
-    except json.JSONDecodeError: pass
-    return k, v
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -247,7 +241,7 @@ def main(argv=None):
     p.add_argument('--cifar10c', default=None, help='folder of the real CIFAR-10-C .npy files (else the corruptions are made and cached)')
     p.add_argument('--seeds', type=positive_int, default=1, help='number of seeds (default 1)')
     p.add_argument('--device', default=None, help='cuda or cpu (default: cuda when available)')
-    p.add_argument('--set', nargs='+', type=_setting, default=[], metavar='KEY=VALUE', help='override settings: ' + ', '.join(FULL))
+    p.add_argument('--set', nargs='+', type=setting_arg, default=[], metavar='KEY=VALUE', help='override settings: ' + ', '.join(FULL))
     p.add_argument('--out', default=str(RESULTS), help='output folder (default benchmarks/results)')
     p.add_argument('--tag', default=None, help="name of the report files (default 'toy' or 'full')")
     p.add_argument('--quiet', action='store_true', help='no progress lines')

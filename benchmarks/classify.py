@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import summarise, md_table, pm, machine_line, write_text_atomic, savefig_atomic, positive_int
+from _report import summarise, md_table, pm, machine_line, write_text_atomic, savefig_atomic, positive_int, setting_arg
 
 from diffaug.data import digits_images, corrupted_set, TENSOR_CORRUPTIONS, CORRUPTIONS
 from diffaug.scorenet import train_denoiser
@@ -309,13 +309,6 @@ def plot_noise(df, path):
 
 # ---------------------------------------------------------------------------------------------------- command line
 
-def _setting(s):
-    "'key=value' with a JSON value (a bare word is a string): den_epochs=2, t_grid=[0,300], diffaug_full=false."
-    k, sep, v = s.partition('=')
-    if not sep or not k: raise argparse.ArgumentTypeError(f"expected key=value, got {s!r}")
-    try: v = json.loads(v)
-    except json.JSONDecodeError: pass
-    return k, v
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -326,7 +319,7 @@ def main(argv=None):
                    help='parts to run (1-5)')
     p.add_argument('--threads', type=positive_int, default=1, help='torch CPU threads (default 1)')
     p.add_argument('--no-progress', action='store_true', help='do not print progress lines')
-    p.add_argument('--set', nargs='+', type=_setting, default=[], metavar='KEY=VALUE',
+    p.add_argument('--set', nargs='+', type=setting_arg, default=[], metavar='KEY=VALUE',
                    help='override settings of QUICK/FULL, values as JSON (e.g. den_epochs=2 t_grid=[0,300])')
     p.add_argument('--report-only', action='store_true',
                    help='train nothing: rebuild classify.md and acc_vs_t.png in --out from its classify_*.csv files')

@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import md_table, machine_line, write_text_atomic, savefig_atomic, positive_int
+from _report import md_table, machine_line, write_text_atomic, savefig_atomic, positive_int, setting_arg
 
 from diffaug.data import digits_images, corrupted_set, load_cifar10, CORRUPTIONS
 from diffaug.scorenet import train_denoiser, UNet
@@ -339,12 +339,6 @@ def report(rows, cfg, meta, out, tag):
     return '\n'.join(L).replace('robustness-gradients.png', f'robustness-{tag}-gradients.png') \
                        .replace('robustness-budget.png', f'robustness-{tag}-budget.png').replace('robustness-certify.png', f'robustness-{tag}-certify.png')
 
-def _setting(s):
-    k, sep, v = s.partition('=')
-    if not sep or not k: raise argparse.ArgumentTypeError(f"expected key=value, got {s!r}")
-    try: v = json.loads(v)
-    except json.JSONDecodeError: pass
-    return k, v
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -353,7 +347,7 @@ def main(argv=None):
     p.add_argument('--quick', action='store_true', help='shorter training and fewer settings')
     p.add_argument('--seeds', type=positive_int, default=3)
     p.add_argument('--parts', nargs='+', choices=PARTS, default=list(PARTS))
-    p.add_argument('--set', nargs='+', type=_setting, default=[], metavar='KEY=VALUE', help='override settings: ' + ', '.join(FULL))
+    p.add_argument('--set', nargs='+', type=setting_arg, default=[], metavar='KEY=VALUE', help='override settings: ' + ', '.join(FULL))
     p.add_argument('--device', default=None)
     p.add_argument('--out', default=str(RESULTS))
     p.add_argument('--tag', default=None, help="report name (default: the data set, plus '-quick')")
