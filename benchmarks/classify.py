@@ -245,7 +245,14 @@ def _robust_section(r, cfg):
     base = mall[mall.method == 'plain'].set_index('seed').acc
     diffs = mall[mall.method != 'plain'].assign(diff=lambda d: d.acc - d.seed.map(base))
     sd = summarise(diffs, ['method'], 'diff'); sd['vs plain (points)'] = pm(sd)
-    return L + ['Paired difference to plain, mean corrupted accuracy:', '', md_table(sd[['method', 'vs plain (points)']]), '']
+    mm = mall.groupby('method', sort=False).acc.mean() * 100
+    cm = r[r.corruption == 'clean'].groupby('method', sort=False).acc.mean() * 100
+    best = mm.idxmax()
+    words = (f"**Which row wins:** {best}, {mm[best]:.1f}% mean corrupted accuracy against {mm['plain']:.1f}% for plain training "
+             f"(clean {cm[best]:.1f}% vs {cm['plain']:.1f}%). "
+             + (f"The ensemble alone, on the plain classifier, {'lowers' if mm.get('plain + DE', mm['plain']) < mm['plain'] else 'raises'} "
+                f"it to {mm['plain + DE']:.1f}%." if 'plain + DE' in mm else ''))
+    return L + ['Paired difference to plain, mean corrupted accuracy:', '', md_table(sd[['method', 'vs plain (points)']]), '', words, '']
 
 def _semisup_section(df):
     s = summarise(df, ['labels', 'classifier', 'tc', 't'], 'acc'); s['acc'] = pm(s)
