@@ -41,7 +41,7 @@ PARTS = ('augmix', 'ood', 'certify', 'gradients', 'budget')
 FULL = dict(den_epochs=30, cls_epochs=30, bs=128, kinds=list(CORRUPTIONS), severities=[1, 2, 3, 4, 5], de_steps=list(DE_STEPS),
             sigmas=[0.12, 0.25, 0.5], radii=[0, 0.125, 0.25, 0.5, 0.75, 1.0], cert_n0=100, cert_n=1000, cert_alpha=0.001,
             cert_images=200, grad_images=200, grad_t=[0, 300], budgets=[0.01, 0.05, 0.1, 0.25, 1.0], budget_steps=300,
-            budget_t=[0, 300], width=None)
+            budget_t=[0, 300], width=None, den_base=64)
 QUICK = dict(FULL, den_epochs=5, cls_epochs=5, severities=[3, 5], de_steps=[0, 100, 200, 300], sigmas=[0.25], cert_n0=20,
              cert_n=100, cert_images=50, grad_images=50, budgets=[0.05, 1.0], budget_steps=60)
 NEAR_CLASSES = 6  # classes 0..5 are in distribution in the OOD part
@@ -71,8 +71,11 @@ def load_data(args):
     if args.data == 'digits':
         x, y = digits_images()
         return x, y, 'scikit-learn digits (1797 8x8 images), stratified 70/30 split per seed'
+    if args.toy:  # fake CIFAR-10 files at toy size (the CIFAR-10 pipeline's writer), read through the real loader
+        from cifar10 import write_toy_cifar
+        args.cifar = write_toy_cifar(Path(args.out) / 'toy-data', 200, 100)
     if not args.cifar: raise SystemExit('--data cifar10 needs --cifar FOLDER (holding cifar-10-batches-py/)')
-    (xtr, ytr), (xte, yte) = load_cifar10(args.cifar), load_cifar10(args.cifar, train=False)
+    (xtr, ytr), (xte, yte) = load_cifar10(args.cifar, check_md5=not args.toy), load_cifar10(args.cifar, train=False, check_md5=not args.toy)
     return torch.cat([xtr, xte]), torch.cat([ytr, yte]), 'CIFAR-10 (60000 images), stratified 70/30 split per seed'
 
 # ---------------------------------------------------------------------------------------------------- one seed
@@ -82,7 +85,7 @@ def run_seed(seed, cfg, x, y, parts, dev, log, figdir=None):
     tr, te = _split(y, seed)
     xtr, ytr, xte, yte = x[tr], y[tr], x[te], y[te]
     big = x.shape[-1] >= 32
-    net = UNet(x.shape[1], base=64, mults=(1, 2, 2, 2)) if big else None
+    net = UNet(x.shape[1], base=cfg['den_base'], mults=(1, 2, 2, 2)) if big else None
     den = train_denoiser(xtr, net=net, epochs=cfg['den_epochs'], random_state=seed, progress=False, device=dev)
     log(f"seed {seed}: denoiser trained ({den.train_seconds:.0f}s)")
     mk = dict(trunk='resnet18', width=cfg['width'] or 64) if big else ({'width': cfg['width']} if cfg['width'] else {})
@@ -345,6 +348,7 @@ def main(argv=None):
     p.add_argument('--data', choices=('digits', 'cifar10'), default='digits')
     p.add_argument('--cifar', default=None, help='folder holding cifar-10-batches-py/ (for --data cifar10)')
     p.add_argument('--quick', action='store_true', help='shorter training and fewer settings')
+    p.add_argument('--toy', action='store_true', help='with --data cifar10: fake CIFAR-10 files at toy size (a CPU smoke test of the CIFAR path)')
     p.add_argument('--seeds', type=positive_int, default=3)
     p.add_argument('--parts', nargs='+', choices=PARTS, default=list(PARTS))
     p.add_argument('--set', nargs='+', type=setting_arg, default=[], metavar='KEY=VALUE', help='override settings: ' + ', '.join(FULL))

@@ -25,3 +25,15 @@ def test_toy_pipeline(tmp_path):
     assert '| fog |' in (tmp_path / 'cifar10-again.md').read_text()
     out3 = run('--cifar10c', str(cache), '--set', 'kinds=["snow"]', '--tag', 'bad', tmp=tmp_path)
     assert out3.returncode != 0 and "lacks the corruption(s) 'snow'" in out3.stderr
+
+def test_robustness_cifar_path(tmp_path):
+    "benchmarks/robustness.py runs every part at CIFAR-10 shapes (fake files, toy settings)."
+    env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1', MPLBACKEND='Agg')
+    sets = ['den_epochs=1', 'cls_epochs=1', 'den_base=8', 'width=8', 'kinds=["fog"]', 'severities=[5]', 'de_steps=[0,100]',
+            'budget_steps=4', 'budgets=[0.1]', 'cert_n=20', 'cert_n0=5', 'cert_images=10', 'grad_images=10', 'bs=32']
+    out = subprocess.run([sys.executable, str(ROOT / 'benchmarks' / 'robustness.py'), '--data', 'cifar10', '--toy', '--quick', '--seeds', '1',
+                          '--quiet', '--out', str(tmp_path), '--set', *sets], capture_output=True, text=True, timeout=600, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    md = (tmp_path / 'robustness-cifar10-quick.md').read_text()
+    for s in ('## 1. AugMix + DiffAug', '## 2. Out-of-distribution', '## 3. Certified', '## 4. Perceptually aligned', '## 5. Label budgets'):
+        assert s in md, s
