@@ -31,7 +31,7 @@ from _report import md_table, machine_line, write_text_atomic, savefig_atomic, p
 from diffaug.data import digits_images, corrupted_set, load_cifar10, CORRUPTIONS
 from diffaug.scorenet import train_denoiser, UNet
 from diffaug.classifier import fit_classifier, predict_proba, DE_STEPS
-from diffaug.guidance import classifier_gradients
+from diffaug.guidance import classifier_gradients, plot_gradient_maps
 from diffaug.semisup import TemporalConsistencyCB
 from diffaug.robustness import (AugMixDiffAugCB, OOD_SCORES, feature_head, features_logits, react_threshold, ood_score, auroc,
                                 fpr_at_tpr, certify, certified_accuracy, gradient_alignment)
@@ -148,7 +148,6 @@ def run_seed(seed, cfg, x, y, parts, dev, log, figdir=None):
         L['noisy'] = fit('noisy'); L['DA'] = fit('da')
         gi = torch.arange(min(cfg['grad_images'], len(xte)))
         means = torch.stack([xtr[ytr == k].mean(0) for k in range(int(y.max()) + 1)])
-        grads = {}
         for name in ('plain', 'DiffAug', 'noisy', 'DA'):
             for t in cfg['grad_t']:
                 if t == 0 and name in ('noisy', 'DA'): t_use = 1  # they are trained on diffused inputs; t=1 is almost clean
@@ -157,8 +156,11 @@ def run_seed(seed, cfg, x, y, parts, dev, log, figdir=None):
                 a_t = float(den.schedule.a[t_use])  # at step t the class means of x_t are a_t * mu_y
                 cos = gradient_alignment(gr, xt, yte[gi], a_t * means)
                 rows['gradients'].append(dict(seed=seed, classifier=name, t=t, alignment=float(cos.mean()), alignment_sd=float(cos.std())))
-                grads[(name, t)] = (xt, gr)
-        if figdir is not None: plot_gradients(grads, xte[gi[:6]], yte[gi[:6]], cfg['grad_t'][-1], figdir / 'gradients.png')
+        if figdir is not None:
+            import matplotlib.pyplot as plt
+            fig = plot_gradient_maps({k: L[k] for k in ('plain', 'DiffAug', 'noisy', 'DA')}, xte[gi[:6]], yte[gi[:6]], t=cfg['grad_t'][-1],
+                                     denoiser=den, generator=4000 + seed)
+            savefig_atomic(fig, figdir / 'gradients.png', dpi=120); plt.close(fig)
         log(f"seed {seed}: gradients part done")
     if 'budget' in parts:
         from sklearn.model_selection import train_test_split
@@ -180,26 +182,6 @@ def run_seed(seed, cfg, x, y, parts, dev, log, figdir=None):
     return rows
 
 # ---------------------------------------------------------------------------------------------------- figures and report
-
-def plot_gradients(grads, x, y, t, path):
-    import matplotlib.pyplot as plt
-    names = ['plain', 'DiffAug', 'noisy', 'DA']
-    n = len(x)
-    fig, axs = plt.subplots(1 + len(names), n, figsize=(1.6 * n + 1.2, 1.6 * (1 + len(names))), squeeze=False)
-    for j in range(n):
-        xt = grads[('plain', t)][0][j]
-        im0 = axs[0, j].imshow(xt.mean(0), cmap='gray_r', vmin=-1, vmax=1); axs[0, j].set_title(f'class {int(y[j])}', fontsize=8)
-        for i, nm in enumerate(names):
-            g = grads[(nm, t)][1][j].mean(0)
-            v = float(g.abs().max()) or 1.
-            im = axs[i + 1, j].imshow(g, cmap='RdBu_r', vmin=-v, vmax=v)
-            cb = fig.colorbar(im, ax=axs[i + 1, j], fraction=0.046, pad=0.03); cb.ax.tick_params(labelsize=5)
-            if j == 0: axs[i + 1, 0].set_ylabel(nm, fontsize=8)
-    fig.colorbar(im0, ax=axs[0, -1], fraction=0.046, pad=0.03).ax.tick_params(labelsize=5)
-    axs[0, 0].set_ylabel(f'x_t (t={t})', fontsize=8)
-    for ax in axs.flat: ax.set_xticks([]); ax.set_yticks([])
-    fig.suptitle(f'input gradients of log p(y | x) at t={t} (red: raising the pixel raises p(y); per-image colour scale)', fontsize=8)
-    fig.tight_layout(); savefig_atomic(fig, path, dpi=120); plt.close(fig)
 
 def _ms(v, scale=100., fmt='.1f'):
     v = np.asarray(v, float) * scale

@@ -114,23 +114,26 @@ def plot_gradient_maps(learners:dict, # {name: Learner}
                        generator:int=0, # seed (all learners see the same x_t)
                        **kwargs, # passed to `classifier_gradients`
                       ):
-    "Figure: the diffused images, then one row of gradient maps per learner (grey images: channel mean)."
+    "Figure: the diffused images, then a row of gradient maps per learner, each with its colour bar (colour images: channel mean)."
     import matplotlib.pyplot as plt
-    rows = {}
-    for name, l in learners.items():
-        xt, gr = classifier_gradients(l, x, y, t, generator=generator, **kwargs)
-        rows[name] = gr
+    rows = {name: classifier_gradients(l, x, y, t, generator=generator, **kwargs) for name, l in learners.items()}
+    xt = next(iter(rows.values()))[0]
     n = len(x)
-    fig, axs = plt.subplots(1 + len(rows), n, figsize=(1.3 * n, 1.3 * (1 + len(rows))), squeeze=False)
-    show = lambda ax, im: ax.imshow(im.mean(0) if im.shape[0] != 3 else (im.permute(1, 2, 0) - im.min()) / (im.max() - im.min() + 1e-12),
-                                    cmap='gray')
+    fig, axs = plt.subplots(1 + len(rows), n, figsize=(1.75 * n, 1.5 * (1 + len(rows))), squeeze=False)
     for j in range(n):
-        show(axs[0, j], xt[j]); axs[0, j].set_title(f'y={int(y[j])}', fontsize=8)
-        for i, (name, gr) in enumerate(rows.items()):
-            gj = gr[j]
-            show(axs[i + 1, j], gj / (gj.abs().max() + 1e-12))
+        if xt.shape[1] == 3: axs[0, j].imshow(((xt[j].permute(1, 2, 0) + 1) / 2).clamp(0, 1))
+        else:
+            h = axs[0, j].imshow(xt[j].mean(0), cmap='gray_r', vmin=-1, vmax=1)
+            if j == n - 1: fig.colorbar(h, ax=axs[0, j], fraction=0.046, pad=0.03).ax.tick_params(labelsize=5)
+        axs[0, j].set_title(f'class {int(y[j])}', fontsize=8)
+        for i, (name, (_, gr)) in enumerate(rows.items()):
+            g = gr[j].mean(0)
+            v = float(g.abs().max()) or 1.
+            h = axs[i + 1, j].imshow(g, cmap='RdBu_r', vmin=-v, vmax=v)  # symmetric: white is 0
+            fig.colorbar(h, ax=axs[i + 1, j], fraction=0.046, pad=0.03).ax.tick_params(labelsize=5)
             if j == 0: axs[i + 1, 0].set_ylabel(name, fontsize=8)
     axs[0, 0].set_ylabel(f'x_t (t={t})', fontsize=8)
     for ax in axs.flat: ax.set_xticks([]); ax.set_yticks([])
+    fig.suptitle(f'gradient of log p(y | x_t) at t={t}: red raises p(y), blue lowers it (each map on its own symmetric scale)', fontsize=8)
     fig.tight_layout()
     return fig
