@@ -8,8 +8,10 @@ Where quarto is installed, `nbdev_docs` builds the real site from the same noteb
    hidden cells dropped, `show_doc` cells run, directives applied -> `_proc/`;
 2. every processed page is rendered to HTML with nbconvert, named the way quarto names it (`00_core.ipynb` ->
    `core.html`), with a sidebar grouped as in `nbs/sidebar.yml` -> `_preview/`;
-3. the preview is checked: every sidebar page exists, no page holds a Python traceback or error output, and every
-   internal link points to an existing page (and anchor).
+3. the preview is checked: every sidebar page exists, no page holds a Python traceback or error output, every
+   internal link points to an existing page (and anchor), and no raw `$...$` maths is left in the text.
+Maths is rendered at build time: every `$...$` and `$$...$$` of the markdown cells becomes MathML (latex2mathml),
+which browsers draw natively, so the pages need no MathJax from a CDN and render offline.
 Exit status 1 and a list of problems if any check fails.
 """
 import argparse, fnmatch, html, re, shutil, subprocess, sys
@@ -68,6 +70,25 @@ def _apply_directives(nb):
         keep.append(c)
     nb.cells = keep
 
+_CODE = re.compile(r'(```.*?```|`[^`\n]*`)', re.S)
+_MATH = re.compile(r'\$\$(.+?)\$\$|(?<![\\$\w])\$(?!\s)([^$\n]+?)(?<!\s)\$(?![\w$])', re.S)
+
+def _mathml(text:str) -> str:
+    "Markdown with its `$...$` / `$$...$$` maths (outside code) turned into MathML; `\\$` stays a dollar sign."
+    from latex2mathml.converter import convert
+    parts = _CODE.split(text)
+    def one(m):
+        block = m.group(1) is not None
+        return convert((m.group(1) or m.group(2)).strip(), display='block' if block else 'inline')
+    for i in range(0, len(parts), 2): parts[i] = _MATH.sub(one, parts[i])
+    return ''.join(parts)
+
+def _raw_math(page_html:str) -> list:
+    "Raw `$...$` maths left in the visible text of a page (code, scripts and styles left out)."
+    text = re.sub(r'(?is)<(code|pre|script|style|math)\b.*?</\1>', ' ', page_html)
+    text = re.sub(r'<[^>]+>', ' ', text)
+    return [m.group(0)[:60] for m in _MATH.finditer(html.unescape(text))]
+
 def _title(nb):
     "Title and description from the processed notebook's front matter (a raw YAML cell)."
     for c in nb.cells:
@@ -93,7 +114,11 @@ def render(proc: Path, out: Path, nbs: Path, cfg_host: str):
         nb.cells.insert(0, nbformat.v4.new_markdown_cell(f"# {title}\n\n<p class='description'>{html.escape(desc)}</p>"))
         nb.metadata['language_info'] = {'name': 'python'}
         _apply_directives(nb)
+        for c in nb.cells:
+            if c.cell_type == 'markdown': c.source = _mathml(c.source)
         body, _ = exporter.from_notebook_node(nb)
+        body = re.sub(r'(?is)<script[^>]*mathjax[^>]*>\s*</script>', '', body)  # maths is MathML now: no CDN script
+        body = re.sub(r'(?is)<script type="text/x-mathjax-config">.*?</script>', '', body)
         name = page_name(rel)
         depth = name.count('/')
         up = '../' * depth
@@ -120,6 +145,9 @@ def check(out: Path, pages: dict, secs) -> list:
                 txt = o.get('text', '') if o.get('output_type') == 'stream' else str(o.get('data', {}).get('text/plain', ''))
                 if o.get('output_type') == 'error' or 'Traceback (most recent call last)' in txt:
                     problems.append(f"{name}: cell {i} shows a Python traceback or error output")
+    for f in out.rglob('*.html'):
+        raw = _raw_math(f.read_text())
+        if raw: problems.append(f"{f.relative_to(out)}: raw maths not rendered: {raw[:3]}")
     ids = {}
     for f in out.rglob('*.html'):
         ids[f] = set(re.findall(r'\bid="([^"]+)"', f.read_text()))
