@@ -312,7 +312,7 @@ def plot_certify(df, path):
 def report(rows, cfg, meta, out, tag):
     L = [f"# Method B's full evaluation on {meta['data_name']} ({tag})", '', f"{meta['data']}; seeds {meta['seeds']} "
          f"({'mean ± std over seeds' if len(meta['seeds']) > 1 else 'one seed: single values'}). Denoiser {cfg['den_epochs']} epochs; "
-         f"classifiers {cfg['cls_epochs']} epochs, batch {cfg['bs']}. {meta['machine']} Total time {meta['minutes']:.1f} min.", '']
+         f"classifiers {cfg['cls_epochs']} epochs, batch {cfg['bs']}. {meta['machine']} " + (f"Total time {meta['minutes']:.1f} min." if meta['minutes'] == meta['minutes'] else '') + "", '']
     if rows['augmix']: L += section_augmix(pd.DataFrame(rows['augmix']), len(meta['seeds']))
     if rows['ood']: L += section_ood(pd.DataFrame(rows['ood']))
     if rows['certify']:
@@ -332,6 +332,8 @@ def main(argv=None):
     p.add_argument('--quick', action='store_true', help='shorter training and fewer settings')
     p.add_argument('--toy', action='store_true', help='with --data cifar10: fake CIFAR-10 files at toy size (a CPU smoke test of the CIFAR path)')
     p.add_argument('--seeds', type=positive_int, default=3)
+    p.add_argument('--first-seed', type=int, default=0, help='seeds run are first-seed .. first-seed + seeds - 1 (to split a run across processes)')
+    p.add_argument('--report-only', nargs='+', default=None, metavar='DIR', help='rebuild the report of --tag from the CSVs in these folders (merged)')
     p.add_argument('--parts', nargs='+', choices=PARTS, default=list(PARTS))
     p.add_argument('--set', nargs='+', type=setting_arg, default=[], metavar='KEY=VALUE', help='override settings: ' + ', '.join(FULL))
     p.add_argument('--device', default=None)
@@ -348,23 +350,39 @@ def main(argv=None):
     dev = torch.device(a.device or ('cuda' if torch.cuda.is_available() else 'cpu'))
     T0 = time.time()
     log = (lambda m: None) if a.quiet else (lambda m: print(f"[{time.time() - T0:7.1f}s] {m}", flush=True))
+    if a.report_only:
+        rows = {k: [] for k in PARTS}
+        for d in a.report_only:
+            for k in PARTS:
+                f = Path(d) / f'robustness-{tag}-{k}.csv'
+                if f.exists(): rows[k] += pd.read_csv(f).to_dict('records')
+        seeds = sorted({int(r['seed']) for v in rows.values() for r in v})
+        for k, v in rows.items():
+            if v: write_text_atomic(out / f'robustness-{tag}-{k}.csv', pd.DataFrame(v).sort_values('seed', kind='stable').to_csv(index=False))
+        meta = dict(data_name=a.data, data='scikit-learn digits (1797 8x8 images), stratified 70/30 split per seed' if a.data == 'digits' else 'CIFAR-10',
+                    seeds=seeds, minutes=float('nan'), machine='(report rebuilt from the CSVs of: ' + ', '.join(a.report_only) + ')')
+        text = report({k: pd.DataFrame(v).sort_values('seed', kind='stable').to_dict('records') for k, v in rows.items()}, cfg, meta, out, tag)
+        for f in ('robustness-certify.png', 'robustness-budget.png'):
+            if (out / f).exists(): (out / f).replace(out / f.replace('robustness-', f'robustness-{tag}-'))
+        write_text_atomic(out / f'robustness-{tag}.md', text)
+        return log(f"wrote {out / f'robustness-{tag}.md'} from {len(seeds)} seeds")
     x, y, data_line = load_data(a)
     parts = set(a.parts)
     rows = {k: [] for k in PARTS}
-    seeds = list(range(a.seeds))
+    seeds = list(range(a.first_seed, a.first_seed + a.seeds))
     for seed in seeds:
-        r = run_seed(seed, cfg, x, y, parts, dev, log, figdir=out if seed == 0 else None)
-        if seed == 0 and (out / 'gradients.png').exists(): (out / 'gradients.png').replace(out / f'robustness-{tag}-gradients.png')
+        r = run_seed(seed, cfg, x, y, parts, dev, log, figdir=out if seed == seeds[0] else None)
+        if seed == seeds[0] and (out / 'gradients.png').exists(): (out / 'gradients.png').replace(out / f'robustness-{tag}-gradients.png')
         for k, v in r.items(): rows[k] += v
         for k, v in rows.items():
             if v: write_text_atomic(out / f'robustness-{tag}-{k}.csv', pd.DataFrame(v).to_csv(index=False))
-        meta = dict(data_name=a.data, data=data_line, seeds=seeds[:seed + 1], minutes=(time.time() - T0) / 60,
+        meta = dict(data_name=a.data, data=data_line, seeds=seeds[:seeds.index(seed) + 1], minutes=(time.time() - T0) / 60,
                     machine=(torch.cuda.get_device_name(dev) + '.') if dev.type == 'cuda' else machine_line())
         text = report(rows, cfg, meta, out, tag)
         for f in ('robustness-certify.png', 'robustness-budget.png'):
             if (out / f).exists(): (out / f).replace(out / f.replace('robustness-', f'robustness-{tag}-'))
         write_text_atomic(out / f'robustness-{tag}.md', text)
-        log(f"wrote {out / f'robustness-{tag}.md'} ({seed + 1} of {len(seeds)} seeds)")
+        log(f"wrote {out / f'robustness-{tag}.md'} ({seeds.index(seed) + 1} of {len(seeds)} seeds)")
 
 if __name__ == '__main__':
     main()
