@@ -16,9 +16,9 @@ from .io import write_files_atomic
 
 # %% auto #0
 __all__ = ['TENSOR_CORRUPTIONS', 'CORRUPTIONS', 'EXTRA_CORRUPTIONS', 'SUITES', 'digits_images', 'digits_vectors', 'load_table',
-           'pbmc68k_reduced', 'krumsiek11', 'RowSource', 'VectorScaler', 'adata_to_tensor', 'read_h5ad', 'load_cifar10',
-           'load_cifar100', 'load_stl10', 'imagecorruptions_module', 'corrupt', 'corrupted_set', 'save_corrupted',
-           'load_corrupted']
+           'pbmc68k_reduced', 'krumsiek11', 'RowSource', 'VectorScaler', 'adata_to_tensor', 'read_h5ad', 'to_uint8',
+           'load_cifar10', 'load_cifar100', 'load_stl10', 'imagecorruptions_module', 'corrupt', 'corrupted_set',
+           'save_corrupted', 'load_corrupted']
 
 # %% ../nbs/06_data.ipynb #b77f7200
 def digits_images() -> tuple[torch.Tensor, torch.Tensor]:
@@ -290,6 +290,10 @@ def _u8_images(a:np.ndarray) -> torch.Tensor:
     "uint8 images `(N, C, H, W)` to float32 in [-1, 1]: `(v - 127.5)/127.5`, one rounding, so exactly `v/127.5 - 1` rounded."
     return torch.from_numpy(np.ascontiguousarray(a, dtype=np.uint8)).float().sub_(127.5).div_(127.5)
 
+def to_uint8(x:torch.Tensor) -> torch.Tensor:
+    "Images in [-1, 1] `(N, C, H, W)` to uint8 on the CPU: `round((x + 1) * 127.5)`, the inverse of the loaders' `u8/127.5 - 1`."
+    return ((x.detach().to('cpu', torch.float32) + 1) * 127.5).round_().clamp_(0, 255).to(torch.uint8)
+
 def _tv_class(name:str, check_md5:bool):
     "torchvision's dataset class `name`, or (check_md5=False) a subclass whose file list carries no checksums: existence only."
     import torchvision.datasets as tvd
@@ -516,7 +520,7 @@ def _standard(x, kind, severity, seed, work_size, chunk=256):
     N, C, H, W = x.shape
     if C not in (1, 3): raise ValueError(f"the standard corruptions take 1- or 3-channel images, got {C} channels; pass suite='tensor'")
     f = max(1, -(-work_size // min(H, W)))  # integer upsampling factor to reach `work_size` pixels
-    u8 = ((x.detach().to('cpu', torch.float32) + 1) * 127.5).round_().clamp_(0, 255).to(torch.uint8)
+    u8 = to_uint8(x)
     if f > 1: u8 = u8.repeat_interleave(f, 2).repeat_interleave(f, 3)  # each pixel a f x f block (nearest)
     a = u8.permute(0, 2, 3, 1).numpy()
     out = np.empty((N, H * f, W * f, 3), dtype=np.float32)
@@ -592,9 +596,6 @@ def corrupted_set(x:torch.Tensor, # clean test images `(N, C, H, W)` in [-1, 1]
     return {(k, s): corrupt(x, k, s, generator=seeds.generator(k, s, device=x.device), suite=suite, work_size=work_size) for k, s in pairs}
 
 # %% ../nbs/06_data.ipynb #4ffc7a0f
-def _to_u8_hwc(x:torch.Tensor) -> np.ndarray:
-    return ((x.detach().to('cpu', torch.float32) + 1) * 127.5).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
-
 def _save_npy(path, arr):
     with open(path, 'wb') as f: np.save(f, arr)  # to the exact path (np.save on a name would add '.npy')
 
@@ -608,7 +609,7 @@ def save_corrupted(folder:str|Path, # folder to write (created if needed)
     for k in kinds:
         sev = sorted(s for kk, s in cset if kk == k)
         if sev != [1, 2, 3, 4, 5]: raise ValueError(f"{k!r} has severities {sev}; the CIFAR-10-C layout holds all five: corrupted_set(x, severities=(1, 2, 3, 4, 5))")
-        arr = np.concatenate([_to_u8_hwc(cset[(k, s)]) for s in sev])
+        arr = np.concatenate([to_uint8(cset[(k, s)]).permute(0, 2, 3, 1).numpy() for s in sev])
         writes[Path(folder)/f'{k}.npy'] = lambda tmp, arr=arr: _save_npy(tmp, arr)
     if labels is not None:
         lab = np.tile(np.asarray(torch.as_tensor(labels).cpu(), dtype=np.int64), 5)

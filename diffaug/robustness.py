@@ -10,6 +10,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 from .core import check_images, check_int, check_number, make_generator, as_labels
+from .data import to_uint8
 from .schedule import Schedule
 from .scorenet import Denoiser, DiffusedBatchCB, frozen
 from .classifier import model_of, classifier_inputs, check_denoiser, DIFFAUG_T_MAX
@@ -43,7 +44,7 @@ def augmix_views(x:torch.Tensor, # images `(N, C, H, W)` in [-1, 1] (C = 1 or 3)
                    chain_depth=check_int(depth, 'depth', min=-1), alpha=check_number(alpha, 'alpha', min=0, min_open=True))
     g = make_generator(generator)
     seed = int(torch.randint(0, 2**31 - 1, (1,), generator=g, device=g.device))
-    u8 = ((x.detach().to('cpu', torch.float32) + 1) * 127.5).round_().clamp_(0, 255).to(torch.uint8)
+    u8 = to_uint8(x)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         views = [torch.stack([am(im) for im in u8]) for _ in range(check_int(n_views, 'n_views', min=1))]
@@ -113,6 +114,8 @@ def features_logits(learn_or_model, # a classifier Learner or module (plain, or 
     kind = getattr(model, 'kind', 'plain')
     den = denoiser if denoiser is not None else getattr(learn_or_model, 'denoiser', None)
     x = check_images(x)
+    if kind != 'plain' and t is None: raise ValueError(f"a {kind!r} classifier needs the step t its input is diffused to")
+    if kind != 'plain' and den is None: raise ValueError(f"a {kind!r} classifier needs the denoiser (its schedule diffuses the images): pass denoiser=den")
     p = next(model.parameters())
     g = make_generator(generator)
     feats, logits, store = [], [], {}
@@ -123,9 +126,7 @@ def features_logits(learn_or_model, # a classifier Learner or module (plain, or 
             xb = x[i:i + bs]
             if kind == 'plain': inputs = (xb,)
             else:
-                if t is None: raise ValueError(f"a {kind!r} classifier needs the step t its input is diffused to")
-                xt, tt, _ = den.schedule.diffuse(xb, int(t), generator=g) if den is not None else (None, None, None)
-                if den is None: raise ValueError(f"pass the denoiser (or the schedule's owner) for a {kind!r} classifier")
+                xt, tt, _ = den.schedule.diffuse(xb, int(t), generator=g)
                 inputs = classifier_inputs(kind, xt.to(den.device), tt.to(den.device), frozen(den))
             out = model(*[o.to(p.device, p.dtype) if o.is_floating_point() else o.to(p.device) for o in inputs])
             feats.append(store['f'].float().cpu()); logits.append(out.float().cpu())
@@ -214,7 +215,6 @@ def dds_votes(learn_or_model, # a classifier Learner or module: plain (it sees x
     a = float(sch.a[ts])
     g = make_generator(generator, device=den.device)
     p = next(model.parameters())
-    counts = None
     was = model.training; model.eval()
     try:
         flat = x.repeat_interleave(check_int(n, 'n', min=1), 0)  # image i's draws are rows i*n .. i*n + n - 1
