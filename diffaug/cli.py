@@ -26,7 +26,8 @@ def add_api_options(p:argparse.ArgumentParser, # parser to extend
         if name in skip or name == 'self' or prm.kind in (prm.VAR_POSITIONAL, prm.VAR_KEYWORD, prm.POSITIONAL_ONLY): continue
         if any(a.dest == name for a in p._actions): continue
         default = '' if prm.default is inspect.Parameter.empty else f' (default: {prm.default!r})'
-        p.add_argument('--' + name.replace('_', '-'), dest=name, type=_literal, default=argparse.SUPPRESS,
+        flags = ['--' + name.replace('_', '-')] + (['--seed'] if name == 'random_state' else [])  # the name every CLI user tries first
+        p.add_argument(*flags, dest=name, type=_literal, default=argparse.SUPPRESS,
                        help=(docs.get(name) or '').replace('%', '%%') + default)
     return p
 
