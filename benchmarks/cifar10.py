@@ -20,7 +20,7 @@ It writes cifar10-<tag>.{md,csv} and cifar10-<tag>-cost.csv into --out, atomical
     python benchmarks/cifar10.py --toy --out /tmp/c10          # toy size on a CPU (under a minute): writes fake CIFAR files first
 """
 from __future__ import annotations
-import argparse, json, math, pickle, resource, sys, time
+import argparse, math, pickle, resource, sys, time
 from pathlib import Path
 import numpy as np
 import pandas as pd

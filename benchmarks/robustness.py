@@ -19,7 +19,7 @@ It writes robustness-<tag>.md, robustness-<tag>-<part>.csv and figures into --ou
     python benchmarks/robustness.py --data cifar10 --cifar ~/data --parts augmix certify   # on a GPU
 """
 from __future__ import annotations
-import argparse, json, math, sys, time
+import argparse, math, sys, time
 from pathlib import Path
 import numpy as np
 import pandas as pd
