@@ -20,7 +20,7 @@ It writes cifar10-<tag>.{md,csv} and cifar10-<tag>-cost.csv into --out, atomical
     python benchmarks/cifar10.py --toy --out /tmp/c10          # toy size on a CPU (under a minute): writes fake CIFAR files first
 """
 from __future__ import annotations
-import argparse, math, pickle, resource, sys, time
+import argparse, copy, math, pickle, resource, sys, time
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -90,8 +90,9 @@ def reset_peak(dev):
     if dev.type == 'cuda': torch.cuda.reset_peak_memory_stats(dev)
 
 def floor_seconds(learn, den, x, bs, n_batches, precision) -> dict:
-    "Seconds per batch of the DiffAug floor: the classifier's forward/backward/step on 2B images plus one denoiser forward on B."
-    model = model_of(learn)
+    """Seconds per batch of the DiffAug floor: the classifier's forward/backward/step on 2B images plus one denoiser forward on B.
+    The classifier steps are timed on a copy of the model, so the trained classifier that is evaluated next is untouched."""
+    model = copy.deepcopy(model_of(learn))
     dev = next(model.parameters()).device
     dt = amp_dtype(precision, dev)
     ac = (lambda: torch.autocast(dev.type, dtype=dt)) if dt is not None else (lambda: torch.autocast(dev.type, enabled=False))
@@ -115,7 +116,7 @@ def floor_seconds(learn, den, x, bs, n_batches, precision) -> dict:
         _sync(dev); t0 = time.perf_counter()
         for _ in range(n_batches): fn()
         _sync(dev); res[name] = (time.perf_counter() - t0) / n_batches
-    model.eval()
+    del model, opt
     return res
 
 # ---------------------------------------------------------------------------------------------------- one seed
@@ -279,7 +280,7 @@ def main(argv=None):
     if den_src is not None: den_src.data_shape = den_src.data_shape or (3, 32, 32)
     dt = amp_dtype(cfg['precision'], dev)
     meta = dict(tag=tag, data=data_line, denoiser=den_line, n_test=len(xte), n_de=min(cfg['n_test_de'], len(xte)),
-                corruptions=('real CIFAR-10-C files' if cfg['cifar10c'] else f"{len(cfg['kinds'])} standard kinds (imagecorruptions, ImageNet-C parameters)")
+                corruptions=('real CIFAR-10-C files' if cfg['cifar10c'] else f"{len(cfg['kinds'])} kinds ({', '.join(cfg['kinds']) if len(cfg['kinds']) < 5 else 'imagecorruptions, ImageNet-C parameters'})")
                 + f", severities {cfg['severities']}",
                 device=(torch.cuda.get_device_name(dev) if dev.type == 'cuda' else machine_line().removeprefix('Machine: ').rstrip('.')),
                 precision=str(dt).replace('torch.', '') if dt is not None else 'float32')

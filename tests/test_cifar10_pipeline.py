@@ -37,3 +37,19 @@ def test_robustness_cifar_path(tmp_path):
     md = (tmp_path / 'robustness-cifar10-quick.md').read_text()
     for s in ('## 1. AugMix + DiffAug', '## 2. Out-of-distribution', '## 3. Certified', '## 4. Perceptually aligned', '## 5. Label budgets'):
         assert s in md, s
+
+def test_floor_timing_leaves_the_classifier_untouched():
+    "The floor is timed with optimiser steps on random labels: on a copy, never on the classifier evaluated afterwards."
+    import torch
+    sys.path.insert(0, str(ROOT / 'benchmarks'))
+    from cifar10 import floor_seconds
+    from diffaug.scorenet import Denoiser, UNet
+    from diffaug.schedule import VPSchedule
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Flatten(), torch.nn.LazyLinear(10))
+    model(torch.zeros(2, 3, 8, 8)); model.eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    den = Denoiser(UNet(3, base=8, mults=(1, 2)), VPSchedule())
+    res = floor_seconds(model, den, torch.rand(16, 3, 8, 8) * 2 - 1, bs=4, n_batches=2, precision=None)
+    assert set(res) == {'classifier fwd+bwd on 2B', 'denoiser forward on B'} and all(v > 0 for v in res.values())
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items()) and not model.training
