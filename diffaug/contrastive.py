@@ -191,7 +191,7 @@ class DiffAug:
                  epochs:int|tuple|None=None, # None: by data size; N: at most N epochs in every phase (N per E phase); or `(E1, M, E2)`
                  rounds:int=1, # number of M -> E2 rounds
                  lam:float=0.184, # probability that an E2 view is a generated one
-                 bs:int|None=None, # encoder batch size (default `min(128, ceil(N/2))`, chosen in issue 12; before: `min(500, ceil(N/2))`)
+                 bs:int|None=None, # encoder batch size (default `min(128, ceil(N/2))`; earlier versions used `min(500, ceil(N/2))`)
                  lr:float=1e-3, # encoder learning rate (AdamW)
                  wd:float=0.01, # encoder weight decay
                  keep_opt:bool=False, # carry AdamW's state from one encoder phase to the next (False: fresh per phase)

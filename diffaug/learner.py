@@ -90,6 +90,7 @@ def tensor_dls(*ts:torch.Tensor, # aligned tensors (inputs, conditions, labels..
 class BatchLossLog(Callback):
     "Record every training loss in `learn.batch_log` (a list of `(epoch, loss)`)."
     order = 60
+    def __init__(self): super().__init__()  # no settings (keeps fastai's ~25 event keywords out of the signature)
     def before_fit(self): self.learn.batch_log = []
     def after_batch(self):
         if self.training: self.learn.batch_log.append((self.epoch, self.loss.detach().item()))
@@ -97,6 +98,7 @@ class BatchLossLog(Callback):
 class EpochTimer(Callback):
     "Record the wall-clock seconds of every training epoch in `learn.epoch_seconds`."
     order = 95
+    def __init__(self): super().__init__()  # no settings, as above
     def before_fit(self): self.learn.epoch_seconds = []
     def before_epoch(self): self._t0 = time.perf_counter()
     def after_train(self): self.learn.epoch_seconds.append(time.perf_counter() - self._t0)
@@ -197,6 +199,7 @@ def _swap_bn(model:nn.Module, back:bool=False):
 
 class DistributedCB(Callback):
     "Train under DistributedDataParallel: each process keeps its share of every global batch (see the text above)."
+    def __init__(self): super().__init__()  # no settings (see `BatchLossLog`)
     order = -1  # after the callbacks that build the batch
     def before_fit(self):
         self.rank, self.world = dist_info()
@@ -264,6 +267,7 @@ class MixedPrecisionCB(MixedPrecision):
 
 class ChannelsLastCB(Callback):
     "Train in the channels-last memory format: the model once, then every 4-d floating-point input batch."
+    def __init__(self): super().__init__()  # no settings (see `BatchLossLog`)
     order = 5  # after the callbacks that build the batch (DiffAug views, diffused inputs)
     def before_fit(self): self.learn.model.to(memory_format=torch.channels_last)
     def before_batch(self):

@@ -1,5 +1,5 @@
 "Build the documentation preview (no quarto needed) and open every page in headless Chromium."
-import os, shutil, sys
+import os, re, shutil, sys
 from pathlib import Path
 import pytest
 
@@ -28,3 +28,78 @@ def test_pages_open_in_chromium(preview, tmp_path):
         assert 'Traceback (most recent call last)' not in dom, f'{name} shows a traceback'
     shots = build_docs.screenshots(out, tmp_path / 'shots')
     assert len(shots) == len(pages) and all(s.stat().st_size > 10_000 for s in shots)
+    dom = build_docs.dump_dom(out / 'tutorials' / 'digits.html', '?q=denoiser')  # the search box runs from file://
+    assert re.search(r'<ul id="search-results"><li><a href="\.\./[\w/]+\.html', dom), 'search found nothing for "denoiser"'
+
+def test_preview_navigation(preview):
+    out, pages, _ = preview
+    page = (out / 'learner.html').read_text()
+    assert "<aside class='toc'>" in page and "class='pagenav'" in page and "id='search'" in page
+    assert 'after_cancel_fit' not in page, 'BatchLossLog/EpochTimer signatures list fastai event keywords'
+    assert "src/diffaug/learner.py.html#L" in page and (out / 'search-index.js').read_text().startswith('window.DIFFAUG_INDEX = [')
+
+# The checks themselves, on small hand-written pages (fast).
+
+def _problems(tmp_path, body, name='p.html'):
+    (tmp_path / name).write_text(f"<html><head><title>t</title><style>/* the Material Design specification */</style></head><body>{body}</body></html>")
+    return build_docs.check(tmp_path, {}, [])
+
+def test_check_title_backticks(tmp_path):
+    assert any('backticks' in p for p in _problems(tmp_path, "<h1>The `DiffAug` object</h1>"))
+    assert any('backticks' in p for p in _problems(tmp_path, "<h1>x</h1><p class='description'>fit, `transform`</p>"))
+    assert not _problems(tmp_path, f"<h1>x</h1><p class='description'>{build_docs._inline('fit, `transform`')}</p>")
+
+def test_check_raw_markdown_links(tmp_path):
+    sig = '<pre><span class="c1"># a [`Denoiser`](scorenet.html#denoiser), or [x](https://example.org/x)</span></pre>'
+    assert any('raw markdown link' in p for p in _problems(tmp_path, sig))
+    assert any('raw markdown link' in p for p in _problems(tmp_path, '<p>see [the guide](guide.html)</p>'))
+    fixed = build_docs._md_links_to_html(sig)
+    assert '<a href="scorenet.html#denoiser"><code>Denoiser</code></a>' in fixed
+    (tmp_path / 'scorenet.html').write_text('<h3 id="Denoiser">Denoiser</h3>')
+    assert not _problems(tmp_path, fixed + '<pre>x = d[0](y); a[i](b)</pre>')
+
+def test_check_placeholder_urls(tmp_path):
+    for bad in ['<a href="https://github.com/diffaug/diffaug/blob/main/diffaug/core.py#L10">source</a>',
+                '<p>docs at https://diffaug.github.io/diffaug/core.html</p>']:
+        assert any('placeholder URL' in p for p in _problems(tmp_path, bad)), bad
+    assert not _problems(tmp_path, '<a href="https://github.com/fastai/fastai">fastai</a>')
+
+def test_check_internal_wording(tmp_path):
+    for bad in ['as SPEC A says', 'see SPEC.md', 'part B of the specification', 'chosen in issue 12', 'Issues #3 and 4']:
+        assert any('internal development wording' in p for p in _problems(tmp_path, f'<p>{bad}</p>')), bad
+    assert not _problems(tmp_path, '<p>the contrastive method (method A); an issue with the spectrum</p>')
+
+def test_check_remote_scripts(tmp_path):
+    assert any('network' in p for p in _problems(tmp_path, '<script src="https://cdn.example.org/mathjax.js"></script>'))
+
+def test_search_index():
+    page = ("<html><head><title>T</title></head><body><nav>sidebar words</nav><main><h1 id='c'>core<a>\u00b6</a></h1>"
+            "<h2 id='Seeds'>Seeds<a class='anchor-link' href='#Seeds'>\u00b6</a></h2><p>Make a <code>generator</code>.</p>"
+            "<h3 id='make_generator'>make_generator</h3><h4 id='x'>not in the index</h4></main>"
+            "<aside class='toc'>On this page</aside><script>var x = 1;</script></body></html>")
+    [e] = build_docs.search_index({'core.html': page})
+    assert e['u'] == 'core.html' and e['t'] == 'core'
+    assert e['h'] == [['Seeds', 'Seeds'], ['make_generator', 'make_generator']]
+    assert 'Make a generator .' in e['x'] and 'sidebar' not in e['x'] and 'var x' not in e['x'] and 'On this page' not in e['x']
+    assert len(build_docs.search_index({'a.html': page.replace('Make', 'word ' * 5000)}, max_chars=100)[0]['x']) == 100
+
+def test_write_sources(tmp_path):
+    lib = tmp_path / 'pkg'; lib.mkdir()
+    (lib / 'mod.py').write_text('"doc"\nx = 1\n')
+    (lib / '_modidx.py').write_text('d = {}\n')
+    [f] = build_docs.write_sources(lib, tmp_path / 'out', {'mod.html'})
+    assert f == tmp_path / 'out' / 'src' / 'pkg' / 'mod.py.html'
+    page = f.read_text()
+    assert 'id="L1"' in page and 'id="L2"' in page and 'id="L3"' not in page and 'href="../../mod.html"' in page
+
+def test_local_href():
+    assert build_docs._local_href('../16_report.html') == '../report.html'
+    assert build_docs._local_href('./03_schedule.html') == 'schedule.html'
+    assert build_docs._local_href('tutorials/digits.html') == 'tutorials/digits.html'
+
+def test_check_event_keywords(tmp_path):
+    sig = ('<pre><span class="k">def</span> <span class="nf">BatchLossLog</span>(\n    after_create:NoneType=None, '
+           'after_cancel_fit:NoneType=None, after_fit:NoneType=None\n):</pre>')
+    found = [p for p in _problems(tmp_path, sig) if 'event keywords' in p]
+    assert len(found) == 1 and 'BatchLossLog' in found[0]
+    assert not _problems(tmp_path, '<pre>def BatchLossLog():</pre><p>restore it in <code>after_cancel_fit</code></p>')
