@@ -10,7 +10,7 @@ A script in this folder imports them after putting its own folder on the path, s
 
   summarise(df, by, value)      mean, std (ddof=1) and count of one column over seeds, per setting
   md_table(df, floatfmt, index) a GitHub-flavoured markdown table (no tabulate dependency)
-  pm(summary, scale=100.)       'mean ± std' strings of a `summarise` frame (a single seed's NaN std shows as 0.0)
+  pm(summary, scale=100.)       'mean ± std' strings of a `summarise` frame; a single seed shows its value alone
   machine_line(threads=None)    'Machine: <arch> CPU, <n> torch thread(s), torch <version>.' for report headers
   write_text_atomic(path, text) write a file through a temporary file in the same folder and os.replace (diffaug.io)
   savefig_atomic(fig, path)     the same for a matplotlib figure
@@ -43,11 +43,13 @@ def md_table(df:pd.DataFrame, floatfmt:str='.2f', index:bool=False) -> str:
     return '\n'.join(rows)
 
 def pm(summary:pd.DataFrame, scale:float=100., fmt:str='.1f') -> list:
-    "'mean ± std' strings of a `summarise` frame, both times `scale` (100: fractions to percent); a NaN std shows as 0."
+    """'mean ± std' strings of a `summarise` frame, both times `scale` (100: fractions to percent). A setting measured
+    once has no spread: it shows the value alone, '81.2 (1 seed)', never '± 0.0', which would read as zero variance."""
     out = []
-    for m, s in zip(summary['mean'], summary['std']):
-        s = 0. if np.isnan(s) else s * scale
-        out.append(f"{m * scale:{fmt}} ± {s:{fmt}}")
+    ns = summary['n'] if 'n' in summary else [2] * len(summary)
+    for m, s, n in zip(summary['mean'], summary['std'], ns):
+        if n < 2 or np.isnan(s): out.append(f"{m * scale:{fmt}} (1 seed)")
+        else: out.append(f"{m * scale:{fmt}} ± {s * scale:{fmt}}")
     return out
 
 def machine_line(threads:int|None=None) -> str:

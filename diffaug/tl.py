@@ -18,10 +18,12 @@ __all__ = ['embed', 'embed_file']
 
 # %% ../nbs/11_tl.ipynb #cfc5feb2
 def _h5ad_safe(v):
-    "A value anndata can write to `.h5ad` (None becomes the string 'None', tuples become lists, dicts are kept)."
-    if v is None: return 'None'
+    """A value anndata can write to `.h5ad`, with its type kept where the format has one: None, bool, int, float and str
+    stay as they are, dicts are kept, tuples and lists become lists (arrays when read back); a list holding None, which
+    h5ad cannot store, and any other object become their `repr` string."""
+    if v is None: return None
     if isinstance(v, dict): return {k: _h5ad_safe(o) for k, o in v.items()}
-    if isinstance(v, (tuple, list)): return [_h5ad_safe(o) for o in v]
+    if isinstance(v, (tuple, list)): return repr(list(v)) if any(o is None for o in v) else [_h5ad_safe(o) for o in v]
     if isinstance(v, (bool, int, float, str, np.generic)): return v
     return str(v)
 
