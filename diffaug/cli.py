@@ -44,7 +44,7 @@ def _parser():
                        description='Run diffaug end to end on data that ships with the installed packages and write '
                                    'report.md with figures into the output folder.')
     d.add_argument('--out', default='diffaug-demo', help='output folder (default: diffaug-demo)')
-    d.add_argument('--quick', action='store_true', help='tiny settings that finish in seconds (a smoke test, not results)')
+    d.add_argument('--quick', action='store_true', help='tiny settings, about 30 s on a 2-core CPU (a smoke test: the numbers mean nothing)')
     d.add_argument('--device', default=None, help="torch device, e.g. 'cpu' or 'cuda' (default: cuda if available)")
     d.add_argument('--no-progress', action='store_true', help='hide progress bars')
     d.add_argument('--parts', nargs='+', default=None, choices=list(DEMO_PARTS), help='run only these parts')
