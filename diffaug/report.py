@@ -55,9 +55,10 @@ def wilson(p:float, # observed fraction
     return c - h, c + h
 
 class Stages:
-    "Progress lines of one demo part: each stage prints what it starts and, when done, its time and the part's ETA."
+    """Progress lines of one demo part: each stage prints what it starts with its expected time, and when done, its time
+    and the time left in the part. The expected seconds are scaled by how fast the stages done so far ran."""
     def __init__(self, part:str, # name shown in brackets
-                 weights:dict, # {stage key: expected relative cost}, in the order they run
+                 weights:dict, # {stage key: expected seconds on a 2-core CPU}, in the order they run
                  on:bool=True, # print (False: silent)
                 ):
         self.part, self.w, self.on = part, dict(weights), on
@@ -65,9 +66,9 @@ class Stages:
     @contextmanager
     def __call__(self, key:str, what:str):
         i = list(self.w).index(key) + 1
-        el = time.time() - self.t0
-        eta = f", about {el / self.done * self.w[key]:.0f} s" if self.done and el > 1 else ''
-        if self.on: print(f"[{self.part} {i}/{len(self.w)}] {what}{eta} ...", flush=True)
+        rate = (time.time() - self.t0) / self.done if self.done else 1.
+        eta = rate * self.w[key]
+        if self.on: print(f"[{self.part} {i}/{len(self.w)}] {what}, about {eta:.0f} s ...", flush=True)
         t = time.time()
         yield
         self.seconds[key] = time.time() - t
@@ -128,7 +129,8 @@ def demo_diffusion(out:Path, # folder to write into
     from diffaug.sampling import sample_ddpm, sample_ddim
     from diffaug.core import make_generator
     cfg = DEMO_DIFFUSION_QUICK if quick else DEMO_DIFFUSION
-    st = Stages('diffusion', {'train': 6 * cfg['epochs'], 'report': 3, 'ddim': 3, **({'ddpm': 40} if cfg['ddpm'] else {})}, on=progress)
+    st = Stages('diffusion', {'train': 1.6 * cfg['epochs'], 'report': 2, 'ddim': 0.04 * cfg['n'], **({'ddpm': 0.5 * cfg['n']} if cfg['ddpm'] else {})},
+                on=progress)  # seconds measured on a 2-core CPU
     xtr, ytr, xte, yte = digits_split(random_state, device)
     with st('train', f"training a UNet denoiser on {len(xtr)} training digits for {cfg['epochs']} epochs on {device}"):
         den = train_denoiser(xtr, epochs=cfg['epochs'], random_state=random_state, progress=False)
@@ -209,7 +211,8 @@ def demo_contrastive(out:Path, # folder to write into
     from diffaug.contrastive import DiffAug
     from diffaug.metrics import evaluate_embedding
     cfg = DEMO_CONTRASTIVE_QUICK if quick else DEMO_CONTRASTIVE
-    st = Stages('contrastive', {'knnmix': 3, 'diffaug': 8, 'scores': 1, 'umap': 3, 'views': 1}, on=progress)
+    st = Stages('contrastive', {'knnmix': 1 if quick else 10, 'diffaug': 2 if quick else 37, 'scores': 0.5, 'umap': 8, 'views': 0.7},
+                on=progress)  # seconds measured on a 2-core CPU
     adata = pbmc68k_reduced()
     x, y, cats = adata_to_tensor(adata, labels_key='bulk_labels')
     yn = y.numpy()
@@ -321,9 +324,9 @@ def demo_classify(out:Path, # folder to write into
     cfg, seeds = (DEMO_CLASSIFY_QUICK if quick else DEMO_CLASSIFY), Seeds(random_state)
     xtr, ytr, xte, yte = digits_split(random_state, device)
     reuse = shared is not None and shared.get('denoiser', (None,))[0] == random_state
-    st = Stages('classify', {**({} if reuse else {'denoiser': 6 * cfg['den_epochs']}), 'classifiers': 5 * cfg['cls_epochs'],
-                             't_grid': len(cfg['t_grid']), 'guided': cfg['n_per_class'] * cfg['ddim_steps'] / 8,
-                             'corrupted': len(cfg['kinds']) * len(cfg['severities']) * cfg['n_de'] / 25}, on=progress)
+    st = Stages('classify', {**({} if reuse else {'denoiser': 1.6 * cfg['den_epochs']}), 'classifiers': 1.3 * cfg['cls_epochs'],
+                             't_grid': 0.26 * len(cfg['t_grid']), 'guided': 0.0145 * cfg['n_per_class'] * cfg['ddim_steps'],
+                             'corrupted': 0.005 * len(cfg['kinds']) * len(cfg['severities']) * cfg['n_de']}, on=progress)  # seconds, 2-core CPU
     t0 = time.time()
     if reuse:
         den = shared['denoiser'][1]; den_line = f"the diffusion part's denoiser ({den.train_seconds:.0f} s of training, same split)"
