@@ -186,11 +186,12 @@ _SCORES = {'knn': 'kNN', 'linear': 'linear probe', 'svc': 'RBF-SVC', 'kmeans': '
 def _view_distances(x, v, y, rng):
     "Distances of generated views `v (n, D)` from their source rows `x (n, D)` and from the other rows, and label agreement."
     import numpy as np
-    d = np.sqrt(((v[:, None, :] - x[None, :, :]) ** 2).sum(-1))  # (n views, n cells)
+    from scipy.spatial.distance import cdist
+    d = cdist(v, x)  # (n views, n cells), without an (n, n, D) temporary
     own = d[np.arange(len(x)), np.arange(len(x))]
     other = d.copy(); other[np.arange(len(x)), np.arange(len(x))] = np.inf
     nn_other = other.argmin(1)
-    xx = np.sqrt(((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)); np.fill_diagonal(xx, np.inf)
+    xx = cdist(x, x); np.fill_diagonal(xx, np.inf)
     rand = np.array([d[i, rng.choice(np.delete(np.arange(len(x)), i))] for i in range(len(x))])
     return dict(own=float(np.median(own)), nearest_other=float(np.median(other.min(1))), random_other=float(np.median(rand)),
                 own_is_nearest=float(np.mean(own < other.min(1))), same_label=float(np.mean(y[nn_other] == y)),
