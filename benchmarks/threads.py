@@ -34,7 +34,7 @@ t = time.perf_counter(); den = train_denoiser(x, epochs=1, progress=False, rando
 t = time.perf_counter(); fit_classifier(x, y, mode='da', denoiser=den, epochs=1, progress=False, valid_pct=0); b = time.perf_counter() - t
 print(json.dumps(dict(denoiser_epoch=a, da_epoch=b, rss_gb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6)))
 '''
-SETTINGS = [('1 thread', 1, None), ('2 threads, spinning (ACTIVE)', 2, 'ACTIVE'), ('2 threads, sleeping (PASSIVE)', 2, 'PASSIVE')]
+SETTINGS = [('1 thread', 1, 'PASSIVE'), ('2 threads, spinning (ACTIVE)', 2, 'ACTIVE'), ('2 threads, sleeping (PASSIVE)', 2, 'PASSIVE')]
 
 def _busy():
     while True: pass
@@ -47,8 +47,7 @@ def _torch_job():
 
 def run_cell(threads, policy, timeout):
     env = {k: v for k, v in os.environ.items() if k not in ('OMP_NUM_THREADS', 'MKL_NUM_THREADS', 'OMP_WAIT_POLICY')}
-    if policy: env['OMP_WAIT_POLICY'] = policy
-    else: env['OMP_WAIT_POLICY'] = 'PASSIVE'  # one thread never waits for another; keep diffaug's default
+    env['OMP_WAIT_POLICY'] = policy
     try:
         r = subprocess.run([sys.executable, '-c', WORKER, str(threads)], capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired: return None
