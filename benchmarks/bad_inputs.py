@@ -438,7 +438,7 @@ def _diffaug(**over):
         kw.pop('generator', None); return DiffAug(**_kw(DiffAug, **kw))
 
 def _train_den(x, **kw):
-    from diffaug.scorenet import train_denoiser
+    from diffaug.training import train_denoiser
     return train_denoiser(x, **_kw(train_denoiser, epochs=1, progress=False, **kw))
 
 def _fit_cls(x, y, **kw):
@@ -725,7 +725,8 @@ def define_cases():
     import numpy as np, torch, anndata, pandas as pd, scipy.sparse as spm
     from diffaug import tl, io as dio, data as ddata, report
     from diffaug.contrastive import DiffAug
-    from diffaug.scorenet import train_denoiser, Denoiser
+    from diffaug.training import train_denoiser
+    from diffaug.denoiser import Denoiser
     from diffaug.classifier import fit_classifier, predict_proba, save_classifier, load_classifier
     from diffaug.semisup import TemporalConsistencyCB
     from diffaug.schedule import VPSchedule

@@ -30,8 +30,11 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import md_table, machine_line, write_text_atomic, positive_int, setting_arg
 
-from diffaug.data import load_cifar10, corrupted_set, save_corrupted, load_corrupted, CORRUPTIONS, EXTRA_CORRUPTIONS
-from diffaug.scorenet import train_denoiser, Denoiser, UNet, load_diffusers
+from diffaug.datasets import load_cifar10
+from diffaug.corruptions import corrupted_set, save_corrupted, load_corrupted, CORRUPTIONS, EXTRA_CORRUPTIONS
+from diffaug.training import train_denoiser
+from diffaug.denoiser import Denoiser, load_diffusers
+from diffaug.nets import UNet
 from diffaug.classifier import fit_classifier, predict_proba, model_of, DE_STEPS
 from diffaug.learner import amp_dtype
 

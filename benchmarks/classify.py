@@ -26,8 +26,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import summarise, md_table, pm, machine_line, write_text_atomic, savefig_atomic, positive_int, setting_arg
 
-from diffaug.data import digits_images, corrupted_set, TENSOR_CORRUPTIONS, CORRUPTIONS
-from diffaug.scorenet import train_denoiser
+from diffaug.datasets import digits_images
+from diffaug.corruptions import corrupted_set, TENSOR_CORRUPTIONS, CORRUPTIONS
+from diffaug.training import train_denoiser
 from diffaug.metrics import frechet_distance
 from diffaug.classifier import fit_classifier, predict_proba, DE_STEPS
 from diffaug.guidance import guided_sample, plot_gradient_maps

@@ -29,7 +29,7 @@ from diffaug.contrastive import DiffAug, auto_epochs, DEFAULT_BS
 from diffaug.learner import run_phases
 from diffaug.augment import ViewBank
 from diffaug.core import append_dims, make_generator
-from diffaug.data import pbmc68k_reduced, digits_vectors, digits_images, load_table
+from diffaug.datasets import pbmc68k_reduced, digits_vectors, digits_images, load_table
 from diffaug.metrics import evaluate_embedding
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import md_table, write_text_atomic, positive_int

@@ -24,7 +24,7 @@ from _report import positive_int
 def images(n, cifar=None, seed=0):
     "`n` images `(n, 3, 32, 32)` in [-1, 1]: CIFAR-10 training images from a local folder, or seeded random ones."
     if cifar:
-        from diffaug.data import load_cifar10
+        from diffaug.datasets import load_cifar10
         x, _ = load_cifar10(cifar, train=True)
         return x[:n]
     g = make_generator(seed)

@@ -17,8 +17,10 @@ import torch
 from diffaug.core import make_generator
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import write_text_atomic, positive_int
-from diffaug.data import digits_images, pbmc68k_reduced, VectorScaler
-from diffaug.scorenet import train_denoiser, default_net, diffuse_denoise
+from diffaug.datasets import digits_images, pbmc68k_reduced
+from diffaug.rows import VectorScaler
+from diffaug.training import train_denoiser, default_net
+from diffaug.denoiser import diffuse_denoise
 from diffaug.sampling import sample_ddpm, sample_ddim
 
 def _sync(device):

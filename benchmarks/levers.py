@@ -135,7 +135,7 @@ def main():
         for seed in a.seeds:
             base = {'pca': pca(x, seed=seed), 'raw': zscore(x)}
             if ds == 'pbmc':
-                from diffaug.data import pbmc68k_reduced
+                from diffaug.datasets import pbmc68k_reduced
                 base['X_pca (shipped)'] = np.asarray(pbmc68k_reduced().obsm['X_pca'])
             for name, z in base.items():
                 rows.append(dict(dataset=ds, variant=name, kind='baseline', seed=seed, seconds=0., **score(z, y, seed)))

@@ -2,7 +2,7 @@
 
   augmix    plain, AugMix, DiffAug and AugMix + DiffAug training, each with and without the DiffAug Ensemble (DE), on
             clean images and the 15 standard corruptions x 5 severities (imagecorruptions; digits are corrupted at 32x32,
-            see `diffaug.data.corrupt`)
+            see `diffaug.corruptions.corrupt`)
   ood       out-of-distribution detection by plain and DiffAug classifiers trained on the first 6 classes: near-OOD =
             test images of the other 4 classes, far-OOD = uniform noise and 8x8 patches of scikit-image's shipped
             photographs (digits; CIFAR: noise only); scores MSP, max-logit, energy, ReAct, ASH, SCALE; AUROC and FPR at 95% TPR
@@ -28,8 +28,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import md_table, machine_line, write_text_atomic, savefig_atomic, positive_int, setting_arg
 
-from diffaug.data import digits_images, corrupted_set, load_cifar10, CORRUPTIONS
-from diffaug.scorenet import train_denoiser, UNet
+from diffaug.datasets import digits_images, load_cifar10
+from diffaug.corruptions import corrupted_set, CORRUPTIONS
+from diffaug.training import train_denoiser
+from diffaug.nets import UNet
 from diffaug.classifier import fit_classifier, predict_proba, DE_STEPS
 from diffaug.guidance import classifier_gradients, plot_gradient_maps
 from diffaug.semisup import TemporalConsistencyCB

@@ -28,7 +28,7 @@ def main():
     import torch, anndata, scanpy as sc
     torch.set_num_threads(a.threads)
     from diffaug.tl import embed
-    from diffaug.data import adata_to_tensor
+    from diffaug.rows import adata_to_tensor
     from diffaug.metrics import evaluate_embedding
     mem = sc.datasets.pbmc68k_reduced()
     _, y, _ = adata_to_tensor(mem, labels_key=a.labels)

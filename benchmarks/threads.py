@@ -26,8 +26,8 @@ from _report import md_table, write_text_atomic, positive_int
 WORKER = r'''
 import json, resource, sys, time, torch
 torch.set_num_threads(int(sys.argv[1]))
-from diffaug.data import digits_images
-from diffaug.scorenet import train_denoiser
+from diffaug.datasets import digits_images
+from diffaug.training import train_denoiser
 from diffaug.classifier import fit_classifier
 x, y = digits_images(); x, y = x[:1257], y[:1257]
 t = time.perf_counter(); den = train_denoiser(x, epochs=1, progress=False, random_state=0); a = time.perf_counter() - t

@@ -4,15 +4,15 @@
 
 # %% ../nbs/00_core.ipynb #f2d7cc22
 from __future__ import annotations
-import contextlib, math, os, random, zlib
+import contextlib, math, random, zlib
 import numpy as np
 import torch
 from fastprogress.fastprogress import progress_bar
+from .distributed import is_main_process
 
 # %% auto #0
 __all__ = ['append_dims', 'make_generator', 'randn', 'Seeds', 'keep_rng_state', 'torch_seed', 'as_tensor', 'as_labels',
-           'check_int', 'check_number', 'check_device', 'merged_moments', 'check_channels_first', 'check_images',
-           'dist_info', 'is_main_process', 'progress', 'lean_heap', 'trim_heap']
+           'check_int', 'check_number', 'check_device', 'check_channels_first', 'check_images', 'progress']
 
 # %% ../nbs/00_core.ipynb #2c8b4cd9
 def append_dims(x:torch.Tensor, # per-sample values, shape `(B,)`
@@ -203,20 +203,6 @@ def check_device(device, # a device name, a `torch.device`, or None
         raise ValueError(f"{name}={device!r}, but MPS is not available on this machine; use device='cpu'")
     return d
 
-def merged_moments(blocks, # iterable of float tensors `(n_i, ...)`, rows first
-                  ) -> tuple[int, torch.Tensor, torch.Tensor]:
-    "Row count, mean and sum of squared deviations per feature over blocks of rows, in float64, merged block by block (Chan et al. 1979)."
-    n, mean, m2 = 0, None, None
-    for b in blocks:
-        b = b.double(); k = len(b)
-        if k == 0: continue
-        bm = b.mean(0); bm2 = ((b - bm) ** 2).sum(0)
-        if mean is None: n, mean, m2 = k, bm, bm2
-        else:
-            d = bm - mean; tot = n + k
-            mean, m2, n = mean + d * k / tot, m2 + bm2 + d * d * n * k / tot, tot
-    if mean is None: raise ValueError("no rows to compute moments from")
-    return n, mean, m2
 
 # %% ../nbs/00_core.ipynb #5d8373e8
 def check_channels_first(shape:tuple, # shape of an image batch
@@ -248,15 +234,6 @@ def check_images(x, # images, array-like `(N, C, H, W)`
     return x
 
 # %% ../nbs/00_core.ipynb #ab88fc76
-def dist_info() -> tuple[int, int]:
-    "`(rank, world_size)` of this process: `(0, 1)` outside an initialised `torch.distributed` process group."
-    d = torch.distributed
-    return (d.get_rank(), d.get_world_size()) if d.is_available() and d.is_initialized() else (0, 1)
-
-def is_main_process() -> bool:
-    "True on rank 0 (and outside a process group): the one process that writes files and shows progress."
-    return dist_info()[0] == 0
-
 def progress(it, # iterable to wrap
              show:bool=True, # show a bar?
              total:int|None=None, # length, if `it` has none
@@ -268,29 +245,3 @@ def progress(it, # iterable to wrap
     if comment: pb.comment = comment
     return pb
 
-# %% ../nbs/00_core.ipynb #af9aae01
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameter numbers
-
-def _glibc():
-    "The process's C library if it is glibc (has `mallopt` and `malloc_trim`), else None."
-    import ctypes, platform
-    if platform.system() != 'Linux': return None
-    try: lib = ctypes.CDLL(None)
-    except OSError: return None
-    return lib if hasattr(lib, 'mallopt') and hasattr(lib, 'malloc_trim') else None
-
-def lean_heap(threshold:int=128 * 1024, # bytes: allocations at least this large are mapped on their own; larger free heap tops are returned
-             ) -> bool:
-    "Fix glibc's mmap and trim thresholds for this process so freed batch buffers go back to the system; True if set."
-    threshold = check_int(threshold, 'threshold', min=4096)
-    lib = _glibc()
-    if lib is None: return False
-    done = True
-    for env, param in (('MALLOC_MMAP_THRESHOLD_', _M_MMAP_THRESHOLD), ('MALLOC_TRIM_THRESHOLD_', _M_TRIM_THRESHOLD)):
-        if env not in os.environ: done &= lib.mallopt(param, int(threshold)) == 1
-    return bool(done)
-
-def trim_heap() -> bool:
-    "Hand the heap's free pages back to the system now (glibc `malloc_trim`); True if any were released."
-    lib = _glibc()
-    return bool(lib is not None and lib.malloc_trim(0))

@@ -43,7 +43,8 @@ def test_floor_timing_leaves_the_classifier_untouched():
     import torch
     sys.path.insert(0, str(ROOT / 'benchmarks'))
     from cifar10 import floor_seconds
-    from diffaug.scorenet import Denoiser, UNet
+    from diffaug.denoiser import Denoiser
+    from diffaug.nets import UNet
     from diffaug.schedule import VPSchedule
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Flatten(), torch.nn.LazyLinear(10))

@@ -15,9 +15,10 @@ import torch.multiprocessing as mp
 def _train(kind:str):
     "Train one Learner kind for a few steps on tiny data; returns its state_dict (CPU)."
     torch.set_num_threads(1)
-    from diffaug.data import digits_images, load_table, VectorScaler
+    from diffaug.datasets import digits_images, load_table
+    from diffaug.rows import VectorScaler
     if kind == 'denoiser':
-        from diffaug.scorenet import train_denoiser
+        from diffaug.training import train_denoiser
         x = digits_images()[0][:64]
         return train_denoiser(x, epochs=2, bs=16, valid_pct=0, ema=0, progress=False).state_dict()
     if kind == 'classifier':

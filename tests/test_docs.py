@@ -14,7 +14,7 @@ def preview(tmp_path_factory):
 
 def test_preview_pages_links_and_outputs(preview):
     out, pages, problems = preview
-    assert {'index.html', 'core.html', 'schedule.html', 'scorenet.html', 'sampling.html'} <= {str(p) for p in pages}
+    assert {'index.html', 'core.html', 'schedule.html', 'denoiser.html', 'sampling.html'} <= {str(p) for p in pages}
     assert not problems, 'documentation problems:\n' + '\n'.join(problems)
 
 def test_pages_open_in_chromium(preview, tmp_path):
@@ -50,12 +50,12 @@ def test_check_title_backticks(tmp_path):
     assert not _problems(tmp_path, f"<h1>x</h1><p class='description'>{build_docs._inline('fit, `transform`')}</p>")
 
 def test_check_raw_markdown_links(tmp_path):
-    sig = '<pre><span class="c1"># a [`Denoiser`](scorenet.html#denoiser), or [x](https://example.org/x)</span></pre>'
+    sig = '<pre><span class="c1"># a [`Denoiser`](denoiser.html#denoiser), or [x](https://example.org/x)</span></pre>'
     assert any('raw markdown link' in p for p in _problems(tmp_path, sig))
     assert any('raw markdown link' in p for p in _problems(tmp_path, '<p>see [the guide](guide.html)</p>'))
     fixed = build_docs._md_links_to_html(sig)
-    assert '<a href="scorenet.html#denoiser"><code>Denoiser</code></a>' in fixed
-    (tmp_path / 'scorenet.html').write_text('<h3 id="Denoiser">Denoiser</h3>')
+    assert '<a href="denoiser.html#denoiser"><code>Denoiser</code></a>' in fixed
+    (tmp_path / 'denoiser.html').write_text('<h3 id="Denoiser">Denoiser</h3>')
     assert not _problems(tmp_path, fixed + '<pre>x = d[0](y); a[i](b)</pre>')
 
 def test_check_placeholder_urls(tmp_path):
@@ -93,8 +93,8 @@ def test_write_sources(tmp_path):
     assert 'id="L1"' in page and 'id="L2"' in page and 'id="L3"' not in page and 'href="../../mod.html"' in page
 
 def test_local_href():
-    assert build_docs._local_href('../16_report.html') == '../report.html'
-    assert build_docs._local_href('./03_schedule.html') == 'schedule.html'
+    assert build_docs._local_href('../24_report.html') == '../report.html'
+    assert build_docs._local_href('./06_schedule.html') == 'schedule.html'
     assert build_docs._local_href('tutorials/digits.html') == 'tutorials/digits.html'
 
 def test_check_event_keywords(tmp_path):

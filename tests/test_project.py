@@ -96,6 +96,18 @@ def _library_imports():
         graph[mod] = deps - {mod}
     return graph, private
 
+LAYERS = {  # bottom to top; a module imports only from its own layer or the ones listed before it
+    'foundation': ['distributed', 'core', 'streaming', 'io', 'learner', 'trunks'],
+    'diffusion': ['schedule', 'nets', 'denoiser', 'training', 'sampling'],
+    'data': ['datasets', 'rows', 'corruptions'],
+    'method A': ['encoder', 'losses', 'augment', 'contrastive', 'tl'],
+    'method B': ['classifier', 'semisup', 'guidance', 'robustness'],
+    'evaluation': ['metrics'],
+    'faces': ['report', 'cli', 'explore'],
+}
+# layers that stand side by side: neither imports the other
+SIBLINGS = [('diffusion', 'data'), ('method A', 'method B')]
+
 def test_library_layers_point_down():
     "The import graph of diffaug/ is acyclic, no module imports another's private names, nothing imports benchmarks/."
     graph, private = _library_imports()
@@ -104,6 +116,18 @@ def test_library_layers_point_down():
     import graphlib
     graphlib.TopologicalSorter(graph).static_order()  # raises CycleError on a cycle
     assert 'bench_classify' not in graph, 'benchmarks live in benchmarks/, not in the library'
+
+def test_library_layers_are_named():
+    "Every module sits in one named layer; imports point to the same layer or below; method A and method B never import each other."
+    graph, _ = _library_imports()
+    layer_of = {m: i for i, (_, ms) in enumerate(LAYERS.items()) for m in ms}
+    names = list(LAYERS)
+    assert sorted(layer_of) == sorted(graph), f'modules without a layer: {sorted(set(graph) - set(layer_of))}; layers naming no module: {sorted(set(layer_of) - set(graph))}'
+    side = {frozenset((names.index(a), names.index(b))) for a, b in SIBLINGS}
+    bad = [f'{m} ({names[layer_of[m]]}) imports {d} ({names[layer_of[d]]})' for m, deps in graph.items() for d in deps
+           if layer_of[d] > layer_of[m] or frozenset((layer_of[d], layer_of[m])) in side]
+    assert not bad, bad
+    assert {'core', 'schedule', 'denoiser', 'training', 'sampling'} <= set(LAYERS['foundation'] + LAYERS['diffusion'])
 
 def test_core_install_needs_no_widgets():
     ini = (ROOT / 'settings.ini').read_text()

@@ -257,7 +257,7 @@ def write_sources(lib:Path, out:Path, pages=()) -> list:
     return written
 
 def _local_href(path:str) -> str:
-    "A relative link to a notebook's page the way quarto writes it: `../16_report.html` -> `../report.html`."
+    "A relative link to a notebook's page the way quarto writes it: `../24_report.html` -> `../report.html`."
     return '/'.join(re.sub(r'^\d+[a-z]?_', '', p) for p in path.split('/') if p != '.')
 
 def render(proc: Path, out: Path, nbs: Path, cfg_host: str, git_url: str = '', lib: Path = None):

@@ -1,6 +1,6 @@
 """Execute notebooks in place so the documentation shows their outputs (figures, tables).
 
-    python tools/run_notebooks.py nbs/04_scorenet.ipynb ... [--flags slow]
+    python tools/run_notebooks.py nbs/08_denoiser.ipynb ... [--flags slow]
 
 Cells flagged with tst_flags (`slow`, `gpu`) are skipped unless named in --flags; `#| eval: false` cells never run.
 Warnings printed to stderr are not kept. Run `nbdev_clean` afterwards.
