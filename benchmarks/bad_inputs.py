@@ -3,8 +3,8 @@
 Not a test and not part of the library: it documents, case by case, whether a wrong input gets a clear error, a crash
 deep inside another library, a silent wrong result, or a loss of the caller's data. Run it from the repository root:
 
-    python benchmarks/bad_inputs.py --out benchmarks/results/bad-inputs-after
-    PYTHONPATH=/path/to/old/checkout python benchmarks/bad_inputs.py --out benchmarks/results/bad-inputs-before
+    python benchmarks/bad_inputs.py                                      # benchmarks/results/bad-inputs.md and .csv
+    PYTHONPATH=/path/to/old/checkout python benchmarks/bad_inputs.py --out /tmp/bad-inputs-old   # an older version
     python benchmarks/bad_inputs.py --only checkpoint --out /tmp/ck      # one group (see --list)
     python benchmarks/bad_inputs.py --match embed_file --out /tmp/ef     # cases whose name contains a string
 

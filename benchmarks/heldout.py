@@ -14,7 +14,8 @@ Rows, all with the same seed per row:
 Scores: the six classic ones and scib-metrics' bio-conservation total, in points, mean ± std over seeds, and the paired
 difference of diffaug against every other row.
 
-    python benchmarks/heldout.py --seeds 5 --v0 '{"bs": "v0"}' --tag issue12
+    python benchmarks/heldout.py --datasets wine breast_cancer --v0 '{"bs": "v0"}' --tag tables   # results/heldout-tables.*
+    python benchmarks/heldout.py --datasets atlas --v0 '{"bs": "v0"}' --tag atlas                 # results/heldout-atlas.*
 """
 from __future__ import annotations
 import argparse, json, sys, time

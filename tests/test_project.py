@@ -133,3 +133,14 @@ def test_core_install_needs_no_widgets():
     ini = (ROOT / 'settings.ini').read_text()
     req = re.search(r'^requirements = (.+)$', ini, re.M).group(1)
     assert 'ipywidgets' not in req and 'ipywidgets' in re.search(r'^widgets_requirements = (.+)$', ini, re.M).group(1)
+
+def test_results_index_lists_every_file():
+    "benchmarks/results/README.md names every result file in its table (first column, in backticks), names no missing one, and no file name is a variant."
+    results = ROOT / 'benchmarks' / 'results'
+    files = {p.relative_to(results).as_posix() for p in results.rglob('*') if p.is_file()} - {'README.md'}
+    rows = [l for l in (results / 'README.md').read_text().splitlines() if l.startswith('| ') and not l.startswith('| files |')]
+    named = {n for l in rows for n in re.findall(r'`([^`]+)`', l.split(' | ')[0])}
+    assert not files - named, f'result files missing from benchmarks/results/README.md: {sorted(files - named)}'
+    assert not named - files, f'benchmarks/results/README.md names files that do not exist: {sorted(named - files)}'
+    variants = sorted(f for f in files if re.search(r'-(rerun|quick|partial|smoke|before|after|issue\d+)', f))
+    assert not variants, f'variant file names (rerun over the current file, or give the configuration a plain tag): {variants}'
