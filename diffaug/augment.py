@@ -14,7 +14,7 @@ from .sampling import sample_ddim, sample_ddpm
 from .rows import RowSource
 
 # %% auto #0
-__all__ = ['pca_scores', 'knn_graph', 'KNNMix', 'ImageViews', 'ViewBank', 'GeneratedViews']
+__all__ = ['DEFAULT_LAM', 'pca_scores', 'knn_graph', 'KNNMix', 'ImageViews', 'ViewBank', 'GeneratedViews']
 
 # %% ../nbs/16_augment.ipynb #986bd8fd
 def _orthonormalize(Y:np.ndarray, block:int=65536, passes:int=2):
@@ -147,6 +147,9 @@ class ImageViews:
         if self.noise: out = out + self.noise * torch.randn(out.shape, generator=generator, device=dev).to(out)
         return out.clamp(-1, 1) if self.clip else out
 
+# %% ../nbs/16_augment.ipynb #deflam01
+DEFAULT_LAM = 0.184  # the paper's probability that an E2 view is a generated one (used by `ViewBank`, `GeneratedViews`, `BankViews`, `DiffAug`)
+
 # %% ../nbs/16_augment.ipynb #f757b75e
 class ViewBank:
     "Generated views, `n_views` per training item, refreshed from a conditional generator and the current codes."
@@ -207,7 +210,7 @@ class ViewBank:
 
     def mix(self, x_view:torch.Tensor, # the ordinary views of the batch
             idx:torch.Tensor, # training-set row numbers of the batch
-            lam:float=0.184, # probability of replacing each view by a generated one
+            lam:float=DEFAULT_LAM, # probability of replacing each view by a generated one
             generator:torch.Generator|None=None, # source of the replacement draws
            ) -> torch.Tensor:
         "Replace each view of `x_view`, with probability `lam`, by a generated view of the same item."
@@ -257,7 +260,7 @@ class GeneratedViews:
         finally: self.denoiser.train(was)
     def mix(self, x_view:torch.Tensor, # the ordinary views of the batch
             idx:torch.Tensor, # training-set row numbers of the batch
-            lam:float=0.184, # probability of replacing each view by a generated one
+            lam:float=DEFAULT_LAM, # probability of replacing each view by a generated one
             generator:torch.Generator|None=None, # source of the replacement draws and the sampling noise
            ) -> torch.Tensor:
         "Replace each view, with probability `lam`, by a view generated now for the same item."

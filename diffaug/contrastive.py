@@ -23,11 +23,16 @@ from .training import train_denoiser
 from .encoder import EncoderHead, make_encoder_head
 from .losses import SoftContrastiveLoss, NTXentLoss
 from .rows import VectorScaler, RowSource
-from .augment import KNNMix, ImageViews, ViewBank, GeneratedViews
+from .augment import KNNMix, ImageViews, ViewBank, GeneratedViews, DEFAULT_LAM
 
 # %% auto #0
-__all__ = ['DEFAULT_BS', 'ContrastiveViewsCB', 'PairLoss', 'encoder_learner', 'fit_encoder', 'BankViews', 'fit_generator',
-           'auto_epochs', 'GeneratorSettings', 'DiffAug', 'BankRefreshCB']
+__all__ = ['DEFAULT_BS', 'DEFAULT_LR', 'DEFAULT_WD', 'GEN_BS', 'GEN_LR', 'ContrastiveViewsCB', 'PairLoss', 'encoder_learner',
+           'fit_encoder', 'BankViews', 'fit_generator', 'auto_epochs', 'GeneratorSettings', 'DiffAug', 'BankRefreshCB']
+
+# %% ../nbs/17_contrastive.ipynb #defs0002
+DEFAULT_BS = 128  # the encoder's batch cap; on pbmc68k, batches of 128 clustered better than the old cap's 350 (K-means/ARI +5 points, 5 seeds; benchmarks/levers.py)
+DEFAULT_LR, DEFAULT_WD = 1e-3, 0.01  # AdamW of the encoder phases (the reference setting)
+GEN_BS, GEN_LR = 128, 2e-3  # batch size and one-cycle peak learning rate of the generator (M phase)
 
 # %% ../nbs/17_contrastive.ipynb #bbf28932
 class ContrastiveViewsCB(Callback):
@@ -68,9 +73,9 @@ def encoder_learner(model:EncoderHead, # encoder and head, trained in place
                     x:torch.Tensor, # training data
                     loss:nn.Module, # `SoftContrastiveLoss` or `NTXentLoss`
                     *,
-                    bs:int=500, # batch size (originals; the model sees twice as many rows)
-                    lr:float=1e-3, # learning rate of AdamW
-                    wd:float=0.01, # decoupled weight decay
+                    bs:int=DEFAULT_BS, # batch size (originals; the model sees twice as many rows)
+                    lr:float=DEFAULT_LR, # learning rate of AdamW
+                    wd:float=DEFAULT_WD, # decoupled weight decay
                     random_state:int=0, # seed of the shuffling
                    ) -> Learner:
     "The `Learner` of the encoder phases: batches `(x, idx)`, `PairLoss`, AdamW, the per-batch losses in `learn.batch_log`."
@@ -83,9 +88,9 @@ def fit_encoder(model:EncoderHead, # encoder and head, trained in place
                 loss:nn.Module|None, # `SoftContrastiveLoss` or `NTXentLoss` (unused with `learn`)
                 epochs:int, # passes over the data
                 *,
-                bs:int=500, # batch size (originals; the model sees twice as many rows)
-                lr:float=1e-3, # learning rate of AdamW
-                wd:float=0.01, # decoupled weight decay
+                bs:int=DEFAULT_BS, # batch size (originals; the model sees twice as many rows)
+                lr:float=DEFAULT_LR, # learning rate of AdamW
+                wd:float=DEFAULT_WD, # decoupled weight decay
                 random_state:int=0, # root seed of the shuffling and the views
                 cbs:list|None=None, # extra callbacks for this phase
                 learn:Learner|None=None, # the `encoder_learner` of an earlier phase to continue with (its model, data, loss, `bs`, `lr`, `wd` apply)
@@ -106,7 +111,7 @@ class BankViews:
     "E2 views: `base` views, each replaced with probability `lam` by a generated view of the same item from `bank`."
     def __init__(self, base, # ordinary view maker (e.g. `KNNMix`)
                  bank:ViewBank, # filled bank of generated views
-                 lam:float=0.184, # replacement probability
+                 lam:float=DEFAULT_LAM, # replacement probability
                 ):
         if not 0 <= lam <= 1: raise ValueError(f"lam must be a probability in [0, 1], got {lam}")
         self.base, self.bank, self.lam = base, bank, lam
@@ -119,8 +124,8 @@ def fit_generator(model:EncoderHead, # trained encoder (left unchanged)
                   epochs:int, # passes over the data
                   *,
                   net:nn.Module|None=None, # eps network to (continue to) train; default `ResMLP`/`UNet` for the data
-                  bs:int=128, # batch size
-                  lr:float=2e-3, # peak learning rate
+                  bs:int=GEN_BS, # batch size
+                  lr:float=GEN_LR, # peak learning rate
                   random_state:int=0, # seed
                   progress:bool=False, # show progress
                  ) -> tuple[Denoiser, torch.Tensor]:
@@ -134,7 +139,7 @@ def fit_generator(model:EncoderHead, # trained encoder (left unchanged)
 # %% ../nbs/17_contrastive.ipynb #7d5611ee
 def auto_epochs(n:int, # number of training items
                 bs:int, # encoder batch size
-                gen_bs:int=128, # generator batch size
+                gen_bs:int=GEN_BS, # generator batch size
                 e_steps:int=150, # encoder steps wanted per E phase
                 m_steps:int=1000, # generator steps wanted
                 e_budget:int=2000, # most encoder steps per E phase that the floor of 10 epochs may add
@@ -149,15 +154,14 @@ def auto_epochs(n:int, # number of training items
 @dataclass
 class GeneratorSettings:
     "Settings of DiffAug's conditional generator (M phase) and of its bank of generated views."
-    bs:int=128 # generator batch size
-    lr:float=2e-3 # generator peak learning rate (one cycle)
+    bs:int=GEN_BS # generator batch size
+    lr:float=GEN_LR # generator peak learning rate (one cycle)
     sampler:str='ddim' # bank sampler: 'ddim' (fast, a labelled speed-up) or 'ddpm' (the reference, T steps)
     steps:int=10 # DDIM steps
     n_views:int=1 # generated views per item in the bank
     refresh_every:int|None=None # also regenerate the bank every this many E2 epochs (None: once per round)
     bank:str='auto' # 'stored' (a bank of every item's views), 'on_demand' (views drawn per batch, O(N k) memory), 'auto' (on_demand for streamed data)
 
-DEFAULT_BS = 128  # the encoder's default batch cap; on pbmc68k, batches of 128 clustered better than the old cap's 350 (K-means/ARI +5 points, 5 seeds; benchmarks/levers.py)
 _AUGMENTS, _LOSSES = ('diffaug', 'knnmix'), {'soft': SoftContrastiveLoss, 'ntxent': NTXentLoss}
 
 def _check_epochs(epochs, augment):
@@ -186,17 +190,18 @@ def _param_copy(m): return {k: v.detach().clone() for k, v in m.state_dict().ite
 
 class DiffAug:
     "DiffAug contrastive embedding (Zang et al. 2023): E1 -> (M -> E2) x rounds, or kNN-mix views only."
-    def __init__(self, n_latent:int=50, # size of the embedding z
+    def __init__(self, *,
+                 n_latent:int=50, # size of the embedding z
                  augment:str='diffaug', # 'diffaug' (E-M-E) or 'knnmix' (ordinary views only, the baseline)
                  loss:str='soft', # 'soft' (DiffAug's soft contrastive loss) or 'ntxent' (SimCLR)
                  loss_kw:dict|None=None, # arguments of the loss, e.g. `{'nu_latent': 0.01}` (None: the paper's values)
                  scaler_kw:dict|None=None, # arguments of the `VectorScaler` of vector data, e.g. `{'clip': 10}` (None: z-scores / 3, clamped)
                  epochs:int|tuple|None=None, # None: by data size; N: at most N epochs in every phase (N per E phase); or `(E1, M, E2)`
                  rounds:int=1, # number of M -> E2 rounds
-                 lam:float=0.184, # probability that an E2 view is a generated one
+                 lam:float=DEFAULT_LAM, # probability that an E2 view is a generated one
                  bs:int|None=None, # encoder batch size (default `min(128, ceil(N/2))`; earlier versions used `min(500, ceil(N/2))`)
-                 lr:float=1e-3, # encoder learning rate (AdamW)
-                 wd:float=0.01, # encoder weight decay
+                 lr:float=DEFAULT_LR, # encoder learning rate (AdamW)
+                 wd:float=DEFAULT_WD, # encoder weight decay
                  keep_opt:bool=False, # carry AdamW's state from one encoder phase to the next (False: fresh per phase)
                  k:int=5, # neighbours of kNN-mix
                  n_pcs:int=50, # PCA components of the kNN graph

@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_training.ipynb #759fd327
 from __future__ import annotations
-import contextlib, time
+import contextlib, copy, time
 import pandas as pd
 import torch
 from torch import nn
@@ -84,7 +84,7 @@ def default_net(x:torch.Tensor, # training data, `(N, D)` or `(N, C, H, W)`
 def train_denoiser(x, # clean training data, `(N, D)` vectors or `(N, C, H, W)` images, scaled to about [-1, 1]
                    *,
                    cond=None, # optional condition vectors `(N, k)` (e.g. encoder codes)
-                   net:nn.Module|None=None, # eps network (default: `default_net`)
+                   net:nn.Module|None=None, # eps network to start from (copied: the caller's network is never trained or moved; default: `default_net`)
                    schedule:Schedule|None=None, # schedule (default: `VPSchedule()`)
                    prior:str|GaussianPrior|None='auto', # 'auto' fits a per-feature Gaussian skip path; None for none
                    epochs:int=20, # passes over the data
@@ -126,7 +126,7 @@ def train_denoiser(x, # clean training data, `(N, D)` vectors or `(N, C, H, W)` 
         if prior != 'auto': raise ValueError(f"prior must be 'auto', None or a GaussianPrior, got {prior!r}")
         prior = GaussianPrior.from_data(x)
     seeds = Seeds(random_state)
-    with torch_seed(seeds.seed('init')): net = net if net is not None else default_net(x, 0 if cond is None else cond.shape[1])
+    with torch_seed(seeds.seed('init')): net = copy.deepcopy(net) if net is not None else default_net(x, 0 if cond is None else cond.shape[1])
     den = Denoiser(net, schedule, prior=prior, data_shape=tuple(x.shape[1:])).to(device)
     cbs = [DiffusionCB(schedule, random_state=seeds.seed('noise'))] + ([EMA(ema)] if ema else []) + list(cbs or [])
     learn = tensor_learner((x,) if cond is None else (x, cond), EpsModel(den), F.mse_loss, bs=bs, valid_pct=valid_pct,
