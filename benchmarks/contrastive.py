@@ -168,7 +168,7 @@ def main():
     p.add_argument('--image-width', type=positive_int, default=16, help='ResNet-18 base width for image data (64 is the reference)')
     p.add_argument('--methods', nargs='+', default=None, help='subset of ntxent_knnmix soft_knnmix diffaug')
     p.add_argument('--rounds', type=positive_int, default=1, help='M -> E2 rounds of DiffAug')
-    p.add_argument('--lam', type=float, default=DEFAULT_LAM, help='probability of a generated view in E2 (default %(default)s, the paper'"'"'s)')
+    p.add_argument('--lam', type=float, default=DEFAULT_LAM, help="probability of a generated view in E2 (default %(default)s, the paper's)")
     p.add_argument('--ddim-steps', type=positive_int, default=10, help='DDIM steps of the view bank')
     p.add_argument('--bank-items', type=positive_int, default=None, help='items in the bank-cost measurement (default 700, 100 with --quick)')
     p.add_argument('--tag', default=None, help='name of the result files (default quick or full)')
