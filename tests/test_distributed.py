@@ -72,4 +72,6 @@ def test_ranks_stay_identical(runs, kind):
 
 @pytest.mark.parametrize('kind', KINDS[:3])  # DiffAug's encoder trains with Adam: ranks agree, rounding separates them from one process
 def test_matches_single_process(runs, kind):
-    _close(runs[kind, 0], _train(kind), atol=1e-5, rtol=1e-4)
+    # the encoder's soft loss couples every pair of rows: gathered rows are summed in another order than in one process,
+    # and 2 epochs at lr 0.05 grow that rounding to ~9e-5 in the head's running means (measured, torch 2.14.1, 2 CPU ranks)
+    _close(runs[kind, 0], _train(kind), atol=2e-4 if kind == 'encoder' else 1e-5, rtol=1e-4)
