@@ -6,17 +6,18 @@ A script in this folder imports them after putting its own folder on the path, s
     import sys
     from pathlib import Path
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from _report import summarise, md_table, pm, machine_line, write_text_atomic, savefig_atomic
+    from _report import summarise, pm, machine_line, write_text_atomic
 
   summarise(df, by, value)      mean, std (ddof=1) and count of one column over seeds, per setting
-  md_table(df, floatfmt, index) a GitHub-flavoured markdown table (no tabulate dependency)
   pm(summary, scale=100.)       'mean ± std' strings of a `summarise` frame; a single seed shows its value alone
   machine_line(threads=None)    'Machine: <arch> CPU, <n> torch thread(s), torch <version>.' for report headers
   write_text_atomic(path, text) write a file through a temporary file in the same folder and os.replace (diffaug.io)
-  savefig_atomic(fig, path)     the same for a matplotlib figure
   positive_int, setting_arg     argparse types: a whole number >= 1; `--set KEY=VALUE` with a JSON value
 
 Atomic writes mean that a run cut short (or two runs writing the same folder) never leaves a half-written file.
+
+Tables and figures are drawn by the library's helpers, the ones the demo's report uses too (one contract for every
+report in the project): `from diffaug.report import md_table, savefig`.
 """
 from __future__ import annotations
 import platform
@@ -25,22 +26,12 @@ import numpy as np
 import pandas as pd
 from diffaug.io import write_atomic
 
-__all__ = ['summarise', 'md_table', 'pm', 'machine_line', 'write_text_atomic', 'savefig_atomic', 'positive_int', 'setting_arg']
+__all__ = ['summarise', 'pm', 'machine_line', 'write_text_atomic', 'positive_int', 'setting_arg']
 
 def summarise(df:pd.DataFrame, by:list, value:str) -> pd.DataFrame:
     "Mean, std (ddof=1) and count `n` of column `value` for each setting given by the columns `by` (NaN keys kept, input order)."
     g = df.groupby(by, sort=False, dropna=False)[value]
     return pd.DataFrame({'mean': g.mean(), 'std': g.std(ddof=1), 'n': g.count()}).reset_index()
-
-def _cell(v, floatfmt):
-    return format(v, floatfmt) if isinstance(v, (float, np.floating)) else str(v)
-
-def md_table(df:pd.DataFrame, floatfmt:str='.2f', index:bool=False) -> str:
-    "`df` as a GitHub-flavoured markdown table (its index too when `index`); floats formatted with `floatfmt`."
-    if index: df = df.reset_index()
-    rows = ['| ' + ' | '.join(map(str, df.columns)) + ' |', '|' + '---|' * len(df.columns)]
-    rows += ['| ' + ' | '.join(_cell(v, floatfmt) for v in r) + ' |' for r in df.itertuples(index=False)]
-    return '\n'.join(rows)
 
 def pm(summary:pd.DataFrame, scale:float=100., fmt:str='.1f') -> list:
     """'mean ± std' strings of a `summarise` frame, both times `scale` (100: fractions to percent). A setting measured
@@ -62,12 +53,6 @@ def write_text_atomic(path, text:str, encoding:str='utf-8') -> Path:
     "Write `text` to `path` (folders created) through a temporary file and `os.replace` (`diffaug.io.write_atomic`)."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     return write_atomic(path, lambda tmp: tmp.write_text(text, encoding=encoding))
-
-def savefig_atomic(fig, path, **kwargs) -> Path:
-    "`fig.savefig(path, **kwargs)` through a temporary file in the same folder (format taken from the suffix of `path`)."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    kwargs.setdefault('format', path.suffix.lstrip('.') or None)
-    return write_atomic(path, lambda tmp: fig.savefig(tmp, **kwargs))
 
 if __name__ == '__main__':
     import argparse

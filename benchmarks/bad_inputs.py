@@ -823,9 +823,11 @@ def define_cases():
     add(G, 'report.savefig to a new PNG: KeyboardInterrupt half-way', savefig_new, injected=True)
     def text_over(how):
         def fn():
-            d = tmpdir(); p = d / 'report.md'; p.write_text('# old report\n' + report.md_table({'a': {'x': .5}}, ['x']))
+            import pandas as pd
+            table = lambda k, v: report.md_table(pd.DataFrame({'method': [k], 'x': [v]}))
+            d = tmpdir(); p = d / 'report.md'; p.write_text('# old report\n' + table('a', .5))
             with keep_files(p, label='previous report'), no_debris(d), fail_text_write(d, how):
-                api(dio.write_text_atomic, p, '# new report\n' + report.md_table({'b': {'x': .7}}, ['x']))
+                api(dio.write_text_atomic, p, '# new report\n' + table('b', .7))
         return fn
     add(G, 'io.write_text_atomic over report.md (md table): the write fails half-way', text_over('error'), injected=True)
     add(G, 'io.write_text_atomic over report.md: KeyboardInterrupt half-way', text_over('kbd'), injected=True)

@@ -28,8 +28,10 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import md_table, machine_line, write_text_atomic, positive_int, setting_arg
+from _report import machine_line, write_text_atomic, positive_int, setting_arg
+from diffaug.report import md_table
 
+from diffaug.core import Seeds
 from diffaug.datasets import load_cifar10
 from diffaug.corruptions import corrupted_set, save_corrupted, load_corrupted, CORRUPTIONS, EXTRA_CORRUPTIONS
 from diffaug.training import train_denoiser
@@ -168,7 +170,7 @@ def run_seed(seed, cfg, data, den_src, out, dev, log):
                      dict(seed=seed, method=name, corruption=kind, severity=sev, subset='de', acc=float(ok[:nde].mean()))]
         reset_peak(dev); _sync(dev); t0 = time.perf_counter(); n_de = 0
         for (kind, sev), xs in sets.items():
-            p = predict_proba(l, xs[:nde], ensemble=True, denoiser=den, steps=tuple(cfg['de_steps']), generator=2000 + seed, bs=1024)
+            p = predict_proba(l, xs[:nde], ensemble=True, denoiser=den, steps=tuple(cfg['de_steps']), generator=Seeds(seed).seed('ensemble'), bs=1024)
             n_de += nde
             rows.append(dict(seed=seed, method=name + ' + DE', corruption=kind, severity=sev, subset='de',
                              acc=float((p.argmax(1).cpu() == yte[:nde]).float().mean())))

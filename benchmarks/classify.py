@@ -1,12 +1,14 @@
 """Digits benchmark of the second method (denoising-assisted classifiers, DiffAug, DiffAug Ensemble, guidance, semi-supervised).
 
-On scikit-learn's digits (1797 8x8 images, a stratified 70/30 split per seed) it trains per seed one denoiser and
-plain, noisy, DA and DiffAug classifiers, then runs five parts:
+The experiment is the library's `diffaug.report.digits_experiment` (the demo runs it with one seed; this script runs it
+over several and writes the tables). On scikit-learn's digits (1797 8x8 images, a stratified 70/30 split per seed) it
+trains per seed one denoiser and plain, noisy, DA and DiffAug classifiers, then runs five parts:
   1  accuracy on diffused test digits x_t (the same x_t for every classifier): clean, clean on x0_hat, noisy, DA
   2  classifier-guided DDIM samples of the noisy and DA classifiers: class consistency and feature FID by a judge
   3  DiffAug training and the DiffAug Ensemble (DE) on corrupted test digits
   4  semi-supervised: noisy and DA classifiers on 5/10/20% of the labels, with and without temporal consistency
   5  cost: seconds per training epoch and per prediction
+Every seed a part uses is a named child of the run's seed (`diffaug.core.Seeds(seed).seed('judge')`, ...).
 It writes into --out classify_*.csv (one row per seed and setting), classify.md (mean ± std tables),
 classify_config.json, acc_vs_t.png, guided_samples.png and gradient_maps.png, every file atomically, the CSVs and
 classify.md again after every seed (a run cut short keeps its results).
@@ -17,137 +19,51 @@ classify.md again after every seed (a run cut short keeps its results).
     python benchmarks/classify.py --quick --seeds 1 --parts 1 --set den_epochs=1 cls_epochs=1 --out /tmp/cls
 """
 from __future__ import annotations
-import argparse, json, math, sys, time
+import argparse, json, sys, time
+from contextlib import contextmanager
 from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import summarise, md_table, pm, machine_line, write_text_atomic, savefig_atomic, positive_int, setting_arg
+from _report import summarise, pm, machine_line, write_text_atomic, positive_int, setting_arg
 
-from diffaug.datasets import digits_images
-from diffaug.corruptions import corrupted_set, TENSOR_CORRUPTIONS, CORRUPTIONS
-from diffaug.training import train_denoiser
-from diffaug.metrics import frechet_distance
-from diffaug.classifier import fit_classifier, predict_proba, DE_STEPS
-from diffaug.guidance import guided_sample, plot_gradient_maps
-from diffaug.semisup import TemporalConsistencyCB
+from diffaug.core import Seeds
+from diffaug.corruptions import TENSOR_CORRUPTIONS, CORRUPTIONS
+from diffaug.guidance import plot_gradient_maps
+from diffaug.report import md_table, savefig, DIGITS_DEFAULTS, DIGITS_PARTS, digits_experiments
 
 RESULTS = Path(__file__).resolve().parent / 'results'
-PARTS = ('noise', 'guidance', 'robust', 'semisup', 'cost')  # CSV names `classify_<part>.csv`, in the order of the parts
+PARTS = DIGITS_PARTS  # CSV names `classify_<part>.csv`, in the order of the parts (--parts 1..5)
 
-QUICK = dict(den_epochs=10, cls_epochs=10, t_grid=(0, 100, 300, 500, 700), n_per_class=10, scales=(5.,), ddim_steps=25,
-             kinds=None, suite='tensor', severities=(3, 5), de_steps=DE_STEPS, semi_fracs=(0.05, 0.1, 0.2), semi_steps=100,
+QUICK = dict(DIGITS_DEFAULTS, den_epochs=10, cls_epochs=10, t_grid=(0, 100, 300, 500, 700), n_per_class=10, scales=(5.,),
+             ddim_steps=25, kinds=None, suite='tensor', severities=(3, 5), semi_fracs=(0.05, 0.1, 0.2), semi_steps=100,
              semi_t=(0, 300), diffaug_full=False, bs=128)
-FULL = dict(den_epochs=30, cls_epochs=30, t_grid=(0, 100, 200, 300, 400, 500, 600, 700, 800), n_per_class=20,
-            scales=(2., 5., 10.), ddim_steps=50, kinds=None, suite='tensor', severities=(1, 2, 3, 4, 5), de_steps=DE_STEPS,
-            semi_fracs=(0.05, 0.1, 0.2), semi_steps=300, semi_t=(0, 300, 500), diffaug_full=True, bs=128)
-
-# ---------------------------------------------------------------------------------------------------- helpers
-
-def _split(y, seed, test_frac=0.3):
-    "Stratified train/test indices of one seed."
-    from sklearn.model_selection import train_test_split
-    tr, te = train_test_split(np.arange(len(y)), test_size=test_frac, stratify=y.numpy(), random_state=seed)
-    return torch.as_tensor(tr), torch.as_tensor(te)
-
-def _acc(p, y): return float((p.argmax(1) == y).float().mean())
-
-@torch.no_grad()
-def _features(learn, x, bs=512):
-    "Penultimate features of a classifier (the judge of part 2)."
-    m = learn.model.eval()
-    return torch.cat([m.features(x[i:i + bs]) for i in range(0, len(x), bs)])
+FULL = dict(DIGITS_DEFAULTS, den_epochs=30, cls_epochs=30, t_grid=(0, 100, 200, 300, 400, 500, 600, 700, 800), n_per_class=20,
+            scales=(2., 5., 10.), ddim_steps=50, kinds=None, suite='tensor', severities=(1, 2, 3, 4, 5), semi_fracs=(0.05, 0.1, 0.2),
+            semi_steps=300, semi_t=(0, 300, 500), diffaug_full=True, bs=128)
 
 def _log(progress, t0, msg):
     if progress: print(f"[{time.time() - t0:7.1f}s] {msg}", flush=True)
 
-# ---------------------------------------------------------------------------------------------------- one seed
+def _logged(progress, T0):
+    "A `stage` for `digits_experiment`: one line when each step is done."
+    @contextmanager
+    def stage(key, what):
+        yield
+        _log(progress, T0, f"{what}: done")
+    return stage
 
-def _seed_run(seed, cfg, x, y, parts, progress, T0, out=None, first=0):
-    "All parts in `parts` for one seed; returns `{part: [row dicts]}` (figures go to `out` for the seed `first`)."
-    rows = {k: [] for k in PARTS}
-    tr, te = _split(y, seed)
-    xtr, ytr, xte, yte = x[tr], y[tr], x[te], y[te]
-    den = train_denoiser(xtr, epochs=cfg['den_epochs'], random_state=seed, progress=False)
-    _log(progress, T0, f"seed {seed}: denoiser trained ({den.train_seconds:.1f}s)")
-
-    def fit(mode, xs=xtr, ys=ytr, **kw):
-        kw = dict(dict(epochs=cfg['cls_epochs'], bs=cfg['bs'], random_state=seed), **kw)
-        return fit_classifier(xs, ys, mode=mode, denoiser=den if mode in ('diffaug', 'da') else None, schedule=den.schedule,
-                              progress=False, valid_pct=0, **kw)
-
-    need = {1: ('plain', 'noisy', 'da'), 2: ('noisy', 'da'), 3: ('plain', 'diffaug'), 5: ('plain', 'noisy', 'da', 'diffaug')}
-    L = {m: fit(m) for m in ('plain', 'noisy', 'da', 'diffaug') if any(m in need.get(p, ()) for p in parts)}
-    _log(progress, T0, f"seed {seed}: classifiers trained")
-    for m, l in L.items(): rows['cost'].append(dict(seed=seed, what=f'train epoch: {m}', seconds=float(np.mean(l.epoch_seconds))))
-
-    if 1 in parts:
-        for t in cfg['t_grid']:
-            for name, l, kw in [('clean', L['plain'], {}), ('clean on x0_hat', L['plain'], dict(denoise=True, denoiser=den)),
-                                ('noisy', L['noisy'], {}), ('DA', L['da'], {})]:
-                p = predict_proba(l, xte, t=t, generator=1000 + seed, **kw)
-                rows['noise'].append(dict(seed=seed, t=t, classifier=name, acc=_acc(p, yte)))
-        _log(progress, T0, f"seed {seed}: part 1 (accuracy vs t) done")
-
-    if 2 in parts:
-        judge = fit('plain', random_state=seed + 100)  # the judge: a clean classifier with its own initialisation and batches
-        f_real = _features(judge, xte)
-        grids, figures = {}, out is not None and seed == first
-        settings = [('unguided', L['noisy'], 0.)] + [(n, L[k], s) for s in cfg['scales'] for n, k in (('noisy', 'noisy'), ('DA', 'da'))]
-        for name, l, scale in settings:
-            t0 = time.perf_counter()
-            xs, ys = guided_sample(l, den, range(10), n=cfg['n_per_class'], scale=scale, steps=cfg['ddim_steps'], generator=seed)
-            xs = xs.clamp(-1, 1)
-            rows['guidance'].append(dict(seed=seed, classifier=name, scale=scale, consistency=_acc(predict_proba(judge, xs), ys),
-                                         fid=frechet_distance(_features(judge, xs), f_real),
-                                         seconds_per_sample=(time.perf_counter() - t0) / len(xs)))
-            if figures and scale == cfg['scales'][len(cfg['scales']) // 2]: grids[name] = xs
-        if figures:
-            import matplotlib.pyplot as plt
-            plot_grids(grids, cfg['n_per_class'], out/'guided_samples.png')
-            fig = plot_gradient_maps({'noisy': L['noisy'], 'DA': L['da']}, xte[:10], yte[:10], t=300, generator=seed)
-            savefig_atomic(fig, out/'gradient_maps.png', dpi=120); plt.close(fig)
-        rows['guidance'].append(dict(seed=seed, classifier='real test digits', scale=np.nan,
-                                     consistency=_acc(predict_proba(judge, xte), yte), fid=np.nan, seconds_per_sample=np.nan))
-        _log(progress, T0, f"seed {seed}: part 2 (guidance) done")
-
-    if 3 in parts:
-        models = {'plain': L['plain'], 'DiffAug (t<=500)': L['diffaug']}
-        if cfg['diffaug_full']: models['DiffAug (full t)'] = fit('diffaug', t_max=den.schedule.n_steps - 1)
-        sets = {('clean', 0): xte, **corrupted_set(xte, cfg['kinds'], cfg['severities'], random_state=seed, suite=cfg['suite'])}
-        for (kind, sev), xs in sets.items():
-            for name, l in models.items():
-                rows['robust'].append(dict(seed=seed, corruption=kind, severity=sev, method=name, acc=_acc(predict_proba(l, xs), yte)))
-                if name != 'DiffAug (full t)':
-                    p = predict_proba(l, xs, ensemble=True, denoiser=den, generator=2000 + seed, steps=cfg['de_steps'])
-                    rows['robust'].append(dict(seed=seed, corruption=kind, severity=sev, method=name + ' + DE', acc=_acc(p, yte)))
-        t0 = time.perf_counter(); predict_proba(L['diffaug'], xte); tp = time.perf_counter() - t0
-        t0 = time.perf_counter(); predict_proba(L['diffaug'], xte, ensemble=True, denoiser=den, generator=0, steps=cfg['de_steps'])
-        te_ = time.perf_counter() - t0
-        rows['cost'] += [dict(seed=seed, what='predict: plain, per image', seconds=tp / len(xte)),
-                         dict(seed=seed, what='predict: DiffAug Ensemble, per image', seconds=te_ / len(xte))]
-        _log(progress, T0, f"seed {seed}: part 3 (robustness) done")
-
-    if 4 in parts:
-        from sklearn.model_selection import train_test_split
-        bs = 32
-        for frac in cfg['semi_fracs']:
-            li, ui = train_test_split(np.arange(len(xtr)), train_size=frac, stratify=ytr.numpy(), random_state=seed)
-            li, ui = torch.as_tensor(li), torch.as_tensor(ui)
-            epochs = max(1, math.ceil(cfg['semi_steps'] / math.ceil(len(li) / bs)))
-            for mode in ('noisy', 'da'):
-                for tc in (False, True):
-                    cbs = [TemporalConsistencyCB(xtr[ui], denoiser=den, bs=bs, random_state=seed)] if tc else []
-                    l = fit(mode, xtr[li], ytr[li], epochs=epochs, bs=bs, cbs=cbs)
-                    rows['cost'].append(dict(seed=seed, what=f"train epoch: {mode}{' + L_tc' if tc else ''} ({frac:.0%} labels)",
-                                             seconds=float(np.mean(l.epoch_seconds))))
-                    for t in cfg['semi_t']:
-                        rows['semisup'].append(dict(seed=seed, labels=f'{frac:.0%}', n_labels=len(li), classifier=mode,
-                                                    tc=tc, t=t, acc=_acc(predict_proba(l, xte, t=t, generator=3000 + seed), yte)))
-        _log(progress, T0, f"seed {seed}: part 4 (semi-supervised) done")
-    return rows
+def _figures(run, cfg, out):
+    "The figures drawn from one seed's run: guided samples at the middle scale, gradient maps of the noisy and DA classifiers."
+    if run.samples:
+        mid = float(cfg['scales'][len(cfg['scales']) // 2])
+        plot_grids({c: xs for (c, s), (xs, _) in run.samples.items() if s in (0., mid)}, cfg['n_per_class'], out/'guided_samples.png')
+        xte, yte = run.data[2], run.data[3]
+        fig = plot_gradient_maps({'noisy': run.models['noisy'], 'DA': run.models['da']}, xte[:10], yte[:10], t=300,
+                                 generator=Seeds(run.seed).seed('gradient maps'))
+        savefig(fig, out/'gradient_maps.png', dpi=120)
 
 # ---------------------------------------------------------------------------------------------------- the run
 
@@ -158,7 +74,7 @@ def run_benchmark(out=RESULTS, # folder for the CSV, markdown and figure files
                   parts=(1, 2, 3, 4, 5), # which parts to run
                   **overrides, # settings that replace those of `QUICK` / `FULL` (e.g. `den_epochs=5`)
                  ) -> dict:
-    "Run the digits classification benchmark; write `classify_*.csv`, `classify.md`, the config and the figures into `out`."
+    "Run `diffaug.report.digits_experiments` over the seeds; write `classify_*.csv`, `classify.md`, the config and the figures into `out`."
     cfg = dict(QUICK if quick else FULL)
     bad = set(overrides) - set(cfg)
     if bad: raise ValueError(f"unknown settings {sorted(bad)}; known: {sorted(cfg)}")
@@ -167,17 +83,16 @@ def run_benchmark(out=RESULTS, # folder for the CSV, markdown and figure files
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     config = dict(cfg, quick=quick, seeds=seeds, parts=list(parts), threads=torch.get_num_threads())
     write_text_atomic(out/'classify_config.json', json.dumps(config, indent=1))
-    x, y = digits_images()
-    T0 = time.time()
-    rows = {k: [] for k in PARTS}
-    dfs = {}
-    for i, seed in enumerate(seeds):
-        for k, v in _seed_run(seed, cfg, x, y, set(parts), progress, T0, out, seeds[0]).items(): rows[k] += v
-        dfs = {k: pd.DataFrame(v) for k, v in rows.items() if v}  # written after every seed, so a cut-short run keeps its results
+    T0, done = time.time(), []
+    def after_seed(run, rows):  # files written after every seed, so a cut-short run keeps its results
+        done.append(run.seed)
+        if run.seed == seeds[0]: _figures(run, cfg, out)
+        dfs = {k: df for k, df in rows.items() if len(df)}
         for k, df in dfs.items(): write_text_atomic(out/f'classify_{k}.csv', df.to_csv(index=False))
-        _write_md(dfs, cfg, seeds[:i + 1], quick, time.time() - T0, out)
-        _log(progress, T0, f"wrote {out/'classify.md'} ({i + 1} of {len(seeds)} seeds)")
-    return dfs
+        _write_md(dfs, cfg, list(done), quick, time.time() - T0, out)
+        _log(progress, T0, f"seed {run.seed} done; wrote {out/'classify.md'} ({len(done)} of {len(seeds)} seeds)")
+    rows = digits_experiments(seeds, cfg, [PARTS[p - 1] for p in sorted(set(parts))], after_seed=after_seed, stage=_logged(progress, T0))
+    return {k: df for k, df in rows.items() if len(df)}
 
 # ---------------------------------------------------------------------------------------------------- the report
 
@@ -235,6 +150,7 @@ def _robust_section(r, cfg):
     wide = wide.merge(pd.DataFrame({'method': sa['method'], 'mean corrupted': pm(sa)}), on='method')
     wide = pd.DataFrame({'method': s['method'], 'clean': pm(s)}).merge(wide, on='method')
     L = ['## 3. DiffAug training and the DiffAug Ensemble (DE) on corrupted digits', '',
+         (f"On the first {cfg['n_de']} test digits of each split. " if cfg.get('n_de') else '') +
          f"Accuracy averaged over the {cfg.get('suite', 'tensor')}-suite corruptions "
          + ', '.join(cfg['kinds'] or (CORRUPTIONS if cfg.get('suite') == 'standard' else TENSOR_CORRUPTIONS))
          + (' (applied at 32x32: each digit upsampled 4x with nearest neighbours, corrupted as uint8, averaged back to 8x8)'
@@ -303,7 +219,7 @@ def plot_grids(grids, n, path):
     for ax, (name, xs) in zip(axs[0], grids.items()):
         im = xs.reshape(10, n, *xs.shape[1:])[:, :k, 0]
         ax.imshow(torch.cat([torch.cat(list(r), 1) for r in im], 0), cmap='gray_r'); ax.set_title(name, fontsize=9); ax.axis('off')
-    fig.tight_layout(); savefig_atomic(fig, path, dpi=120); plt.close(fig)
+    fig.tight_layout(); savefig(fig, path, dpi=120)
 
 def plot_noise(df, path):
     "Accuracy against the diffusion step t (mean ± std over seeds) of each classifier of part 1."
@@ -313,7 +229,7 @@ def plot_noise(df, path):
     for name, g in s.groupby('classifier', sort=False):
         ax.errorbar(g['t'], 100 * g['mean'], yerr=100 * g['std'].fillna(0), marker='o', capsize=3, label=name)
     ax.set(xlabel='diffusion step t', ylabel='test accuracy (%)', title='digits: accuracy on the same x_t'); ax.legend(fontsize=8)
-    fig.tight_layout(); savefig_atomic(fig, path, dpi=120); plt.close(fig)
+    fig.tight_layout(); savefig(fig, path, dpi=120)
 
 # ---------------------------------------------------------------------------------------------------- command line
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np, pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import md_table
+from diffaug.report import md_table
 
 def per_seed(df, keys, values, drop):
     "One row per setting and seed: the values averaged over the rows of that setting and seed."

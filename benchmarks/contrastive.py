@@ -32,7 +32,8 @@ from diffaug.core import append_dims, make_generator
 from diffaug.datasets import pbmc68k_reduced, digits_vectors, digits_images, load_table
 from diffaug.metrics import evaluate_embedding
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import md_table, write_text_atomic, positive_int
+from _report import write_text_atomic, positive_int
+from diffaug.report import md_table
 
 METRICS = ['knn', 'linear', 'svc', 'kmeans', 'ari', 'nmi']
 

@@ -20,7 +20,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from contrastive import load, schedule, SelfViews, METRICS  # the benchmark's data and helpers
-from _report import md_table, write_text_atomic, savefig_atomic, positive_int
+from _report import write_text_atomic, positive_int
+from diffaug.report import md_table, savefig
 from diffaug.contrastive import DiffAug
 from diffaug.learner import run_phases
 from diffaug.metrics import evaluate_embedding
@@ -113,7 +114,7 @@ def plot_sweep(df, metrics, path):
         if by_round: ax.set_xticks(sorted(pf['round'].unique() + 1))
         ax.set(title=m, xlabel='M/E2 rounds' if by_round else 'lambda', ylabel='diffaug - control (points)')
     axs[0][-1].legend(fontsize=7, loc='best')
-    fig.tight_layout(); savefig_atomic(fig, path, dpi=110); plt.close(fig)
+    fig.tight_layout(); savefig(fig, path, dpi=110)
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np, pandas as pd, torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import md_table, write_text_atomic, machine_line, positive_int
+from _report import write_text_atomic, machine_line, positive_int
+from diffaug.report import md_table
 from contrastive import load, zscore, pca
 from levers import score, SCORES, SMOKE
 from scale import atlas_chunks

@@ -27,7 +27,8 @@ import numpy as np, pandas as pd, torch
 
 from diffaug.contrastive import DiffAug, auto_epochs, DEFAULT_BS
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import md_table, write_text_atomic, machine_line
+from _report import write_text_atomic, machine_line
+from diffaug.report import md_table
 from contrastive import load, zscore, pca
 
 SCORES = ['knn', 'linear', 'svc', 'kmeans', 'ari', 'nmi', 'bio']

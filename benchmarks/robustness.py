@@ -26,8 +26,10 @@ import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import md_table, machine_line, write_text_atomic, savefig_atomic, positive_int, setting_arg
+from _report import machine_line, write_text_atomic, positive_int, setting_arg
+from diffaug.report import md_table, savefig
 
+from diffaug.core import Seeds
 from diffaug.datasets import digits_images, load_cifar10
 from diffaug.corruptions import corrupted_set, CORRUPTIONS
 from diffaug.training import train_denoiser
@@ -49,8 +51,9 @@ QUICK = dict(FULL, den_epochs=5, cls_epochs=5, severities=[3, 5], de_steps=[0, 1
 NEAR_CLASSES = 6  # classes 0..5 are in distribution in the OOD part
 
 def _split(y, seed, test_frac=0.3):
+    "Stratified train/test indices of one seed, from its named child seed 'split' (on digits: `diffaug.datasets.digits_split`'s split)."
     from sklearn.model_selection import train_test_split
-    tr, te = train_test_split(np.arange(len(y)), test_size=test_frac, stratify=y.numpy(), random_state=seed)
+    tr, te = train_test_split(np.arange(len(y)), test_size=test_frac, stratify=y.numpy(), random_state=Seeds(seed).seed('split') % 2**32)
     return torch.as_tensor(tr), torch.as_tensor(te)
 
 def _acc(p, y): return float((p.argmax(1).cpu() == y).float().mean())
@@ -83,7 +86,7 @@ def load_data(args):
 # ---------------------------------------------------------------------------------------------------- one seed
 
 def run_seed(seed, cfg, x, y, parts, dev, log, figdir=None):
-    rows = {p: [] for p in PARTS}
+    rows, seeds = {p: [] for p in PARTS}, Seeds(seed)
     tr, te = _split(y, seed)
     xtr, ytr, xte, yte = x[tr], y[tr], x[te], y[te]
     big = x.shape[-1] >= 32
@@ -107,18 +110,18 @@ def run_seed(seed, cfg, x, y, parts, dev, log, figdir=None):
         for name in ('plain', 'AugMix', 'DiffAug', 'AugMix + DiffAug'):
             for (kind, sev), xs in sets.items():
                 rows['augmix'].append(dict(seed=seed, method=name, de=False, corruption=kind, severity=sev, acc=_acc(predict_proba(L[name], xs), yte)))
-                p = predict_proba(L[name], xs, ensemble=True, denoiser=den, generator=2000 + seed, steps=tuple(cfg['de_steps']))
+                p = predict_proba(L[name], xs, ensemble=True, denoiser=den, generator=seeds.seed('ensemble'), steps=tuple(cfg['de_steps']))
                 rows['augmix'].append(dict(seed=seed, method=name, de=True, corruption=kind, severity=sev, acc=_acc(p, yte)))
         log(f"seed {seed}: augmix part done")
     if 'ood' in parts:
         idm_tr, idm_te = ytr < NEAR_CLASSES, yte < NEAR_CLASSES
         n_id = int(idm_te.sum())
-        far = {'uniform noise': torch.rand((n_id,) + tuple(x.shape[1:]), generator=torch.Generator().manual_seed(seed)) * 2 - 1}
+        far = {'uniform noise': torch.rand((n_id,) + tuple(x.shape[1:]), generator=seeds.generator('uniform noise')) * 2 - 1}
         if not big: far['photo patches'] = photo_patches(n_id, seed=seed)
         oods = {'near: held-out classes': xte[~idm_te], **{f'far: {k}': v for k, v in far.items()}}
         # ReAct's clip comes from held-out in-distribution images: a tenth of the in-distribution training images, not trained on
         idx = torch.nonzero(idm_tr).flatten()
-        hold = idx[torch.randperm(len(idx), generator=torch.Generator().manual_seed(seed))[:max(20, len(idx) // 10)]]
+        hold = idx[torch.randperm(len(idx), generator=seeds.generator('react holdout'))[:max(20, len(idx) // 10)]]
         fit_idx = idx[~torch.isin(idx, hold)]
         for name, mode in (('plain', 'plain'), ('DiffAug', 'diffaug')):
             l6 = fit(mode, xtr[fit_idx], ytr[fit_idx], n_classes=NEAR_CLASSES)
@@ -140,7 +143,7 @@ def run_seed(seed, cfg, x, y, parts, dev, log, figdir=None):
             for sigma in cfg['sigmas']:
                 t0 = time.time()
                 pred, rad = certify(L[name], xte[ci], sigma, n0=cfg['cert_n0'], n=cfg['cert_n'], alpha=cfg['cert_alpha'], denoiser=den,
-                                    generator=3000 + seed)
+                                    generator=seeds.seed('certify'))
                 acc = certified_accuracy(pred, rad, yte[ci], cfg['radii'])
                 for r, a in zip(cfg['radii'], acc):
                     rows['certify'].append(dict(seed=seed, method=name, sigma=sigma, radius=r, acc=float(a),
@@ -154,15 +157,15 @@ def run_seed(seed, cfg, x, y, parts, dev, log, figdir=None):
             for t in cfg['grad_t']:
                 if t == 0 and name in ('noisy', 'DA'): t_use = 1  # they are trained on diffused inputs; t=1 is almost clean
                 else: t_use = t
-                xt, gr = classifier_gradients(L[name], xte[gi], yte[gi], t_use, denoiser=den, generator=4000 + seed)
+                xt, gr = classifier_gradients(L[name], xte[gi], yte[gi], t_use, denoiser=den, generator=seeds.seed('gradients'))
                 a_t = float(den.schedule.a[t_use])  # at step t the class means of x_t are a_t * mu_y
                 cos = gradient_alignment(gr, xt, yte[gi], a_t * means)
                 rows['gradients'].append(dict(seed=seed, classifier=name, t=t, alignment=float(cos.mean()), alignment_sd=float(cos.std())))
         if figdir is not None:
             import matplotlib.pyplot as plt
             fig = plot_gradient_maps({k: L[k] for k in ('plain', 'DiffAug', 'noisy', 'DA')}, xte[gi[:6]], yte[gi[:6]], t=cfg['grad_t'][-1],
-                                     denoiser=den, generator=4000 + seed)
-            savefig_atomic(fig, figdir / 'gradients.png', dpi=120); plt.close(fig)
+                                     denoiser=den, generator=seeds.seed('gradients'))
+            savefig(fig, figdir / 'gradients.png', dpi=120)
         log(f"seed {seed}: gradients part done")
     if 'budget' in parts:
         from sklearn.model_selection import train_test_split
@@ -177,8 +180,8 @@ def run_seed(seed, cfg, x, y, parts, dev, log, figdir=None):
                 cbs = [TemporalConsistencyCB(xtr[ui], denoiser=den, bs=bsz, random_state=seed)] if tc else []
                 l = fit(mode, xtr[li], ytr[li], epochs=epochs, bs=bsz, cbs=cbs, n_classes=int(y.max()) + 1)
                 for t in cfg['budget_t']:
-                    if mode == 'plain': acc = _acc(predict_proba(l, xte) if t == 0 else predict_proba(l, xte, t=t, generator=5000 + seed), yte)
-                    else: acc = _acc(predict_proba(l, xte, t=max(t, 1) if t == 0 else t, generator=5000 + seed), yte)
+                    if mode == 'plain': acc = _acc(predict_proba(l, xte) if t == 0 else predict_proba(l, xte, t=t, generator=seeds.seed('diffused test')), yte)
+                    else: acc = _acc(predict_proba(l, xte, t=max(t, 1) if t == 0 else t, generator=seeds.seed('diffused test')), yte)
                     rows['budget'].append(dict(seed=seed, labels=frac, n_labels=len(li), classifier=name, t=t, acc=acc))
         log(f"seed {seed}: budget part done")
     return rows
@@ -298,7 +301,7 @@ def plot_budget(df, path):
             ax.errorbar(s['labels'] * 100, s['mean'] * 100, yerr=err, marker='o', capsize=3, label=name)
         ax.set_xscale('log'); ax.set_xlabel('labelled training images (%)'); ax.set_ylabel('test accuracy (%)')
         ax.set_title(f'test images at t={tt}', fontsize=9); ax.legend(fontsize=7)
-    fig.tight_layout(); savefig_atomic(fig, path, dpi=120); plt.close(fig)
+    fig.tight_layout(); savefig(fig, path, dpi=120)
 
 def plot_certify(df, path):
     import matplotlib.pyplot as plt
@@ -309,7 +312,7 @@ def plot_certify(df, path):
         ax.errorbar(s['radius'], s['mean'] * 100, yerr=(s['std'].fillna(0) * 100) if s['count'].max() > 1 else None, marker='o', capsize=3, label=m)
     ax.set_xlabel('l2 radius (on [0, 1] images)'); ax.set_ylabel('certified accuracy (%)'); ax.legend(fontsize=8)
     ax.set_title('diffuse-denoise-classify, best sigma per radius', fontsize=9)
-    fig.tight_layout(); savefig_atomic(fig, path, dpi=120); plt.close(fig)
+    fig.tight_layout(); savefig(fig, path, dpi=120)
 
 def report(rows, cfg, meta, out, tag):
     L = [f"# Method B's full evaluation on {meta['data_name']} ({tag})", '', f"{meta['data']}; seeds {meta['seeds']} "

@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np, pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _report import md_table, write_text_atomic, savefig_atomic, positive_int, machine_line
+from _report import write_text_atomic, positive_int, machine_line
+from diffaug.report import md_table, savefig
 
 RESULTS = Path(__file__).parent / 'results'
 
@@ -159,6 +160,6 @@ def write(df:pd.DataFrame, a):
         for ax, yl in zip(axs, ('embedding time (s)', 'peak RSS (GB)')):
             ax.set_xscale('log'); ax.set_xlabel('cells'); ax.set_ylabel(yl); ax.legend(); ax.grid(alpha=.3)
         axs[0].set_yscale('log'); fig.suptitle(f"tl.embed on synthetic atlases, {a.threads} thread(s), epochs {tuple(a.epochs)}")
-        savefig_atomic(fig, stem.with_suffix('.png'), dpi=110, bbox_inches='tight'); plt.close(fig)
+        savefig(fig, stem.with_suffix('.png'), dpi=110, bbox_inches='tight')
 
 if __name__ == '__main__': main()

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np, pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _report import md_table, write_text_atomic, positive_int, machine_line
+from _report import write_text_atomic, positive_int, machine_line
+from diffaug.report import md_table
 
 RESULTS = Path(__file__).parent / 'results'
 METRICS = ['knn', 'linear', 'kmeans', 'ari', 'nmi']

@@ -21,7 +21,8 @@ import argparse, json, multiprocessing as mp, os, subprocess, sys, time
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pandas as pd
-from _report import md_table, write_text_atomic, positive_int
+from _report import write_text_atomic, positive_int
+from diffaug.report import md_table
 
 WORKER = r'''
 import json, resource, sys, time, torch

@@ -12,8 +12,8 @@ import torch.nn.functional as F
 import anndata
 
 # %% auto #0
-__all__ = ['digits_images', 'digits_vectors', 'load_table', 'pbmc68k_reduced', 'krumsiek11', 'from_uint8', 'to_uint8',
-           'load_cifar10', 'load_cifar100', 'load_stl10']
+__all__ = ['digits_images', 'digits_vectors', 'digits_split', 'load_table', 'pbmc68k_reduced', 'krumsiek11', 'from_uint8',
+           'to_uint8', 'load_cifar10', 'load_cifar100', 'load_stl10']
 
 # %% ../nbs/11_datasets.ipynb #b77f7200
 def digits_images() -> tuple[torch.Tensor, torch.Tensor]:
@@ -28,6 +28,18 @@ def digits_vectors() -> tuple[torch.Tensor, torch.Tensor]:
     "scikit-learn digits as float32 vectors `(1797, 64)` in [-1, 1] and LongTensor labels."
     x, y = digits_images()
     return x.reshape(len(x), 64), y
+
+# %% ../nbs/11_datasets.ipynb #8dc5b688
+def digits_split(random_state:int=0, # seed of the split (any non-negative integer)
+                 test_size:float=0.3, # fraction of the digits held out
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    "`digits_images` split stratified by label: `(xtr, ytr, xte, yte)`, on the CPU."
+    from sklearn.model_selection import train_test_split
+    from diffaug.core import check_int
+    random_state = check_int(random_state, 'random_state', min=0)
+    x, y = digits_images()
+    tr, te = train_test_split(np.arange(len(y)), test_size=test_size, stratify=y.numpy(), random_state=random_state % 2**32)
+    return x[tr], y[tr], x[te], y[te]
 
 # %% ../nbs/11_datasets.ipynb #0b52eb2f
 _TABLES = ('wine', 'breast_cancer', 'digits')

@@ -4,45 +4,62 @@
 
 # %% ../nbs/24_report.ipynb #301859bd
 from __future__ import annotations
-import time
-from contextlib import contextmanager
+import math, time
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
+import numpy as np
+import pandas as pd
 import torch
 import diffaug
 from .io import write_atomic, write_text_atomic, check_output_folder
-from .core import check_device, check_int
+from .core import check_device, check_int, Seeds
+from .classifier import DE_STEPS
 
 # %% auto #0
-__all__ = ['DEMO_DIFFUSION', 'DEMO_DIFFUSION_QUICK', 'DEMO_CONTRASTIVE', 'DEMO_CONTRASTIVE_QUICK', 'DEMO_CLASSIFY',
-           'DEMO_CLASSIFY_QUICK', 'DEMO_PARTS', 'savefig', 'md_table', 'winners', 'wilson', 'Stages', 'tiles',
-           'digits_split', 'demo_diffusion', 'demo_contrastive', 'demo_classify', 'run_demo']
+__all__ = ['DIGITS_PARTS', 'DIGITS_DEFAULTS', 'DEMO_DIFFUSION', 'DEMO_DIFFUSION_QUICK', 'DEMO_CONTRASTIVE',
+           'DEMO_CONTRASTIVE_QUICK', 'DEMO_CLASSIFY', 'DEMO_CLASSIFY_QUICK', 'DEMO_CLASSIFY_PARTS', 'DEMO_PARTS',
+           'savefig', 'md_table', 'winners', 'wilson', 'Stages', 'digits_settings', 'DigitsRun', 'digits_experiment',
+           'digits_experiments', 'tiles', 'demo_diffusion', 'demo_contrastive', 'demo_classify', 'run_demo']
 
 # %% ../nbs/24_report.ipynb #4391eadb
 def savefig(fig, # matplotlib figure
-            path:Path, # PNG file to write (atomically)
+            path:str|Path, # file to write (atomically; the format is its suffix, folders are created)
+            dpi:int=110, # resolution
+            close:bool=True, # close `fig` after saving
+            **kwargs, # more arguments of `fig.savefig` (default `bbox_inches='tight'`)
            ) -> str:
-    "Save and close `fig`; returns the file name for a Markdown link."
+    "Save `fig` atomically and close it; returns the file name, for a Markdown link."
     import matplotlib.pyplot as plt
-    write_atomic(path, lambda p: fig.savefig(p, dpi=110, bbox_inches='tight', format='png'))
-    plt.close(fig)
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    kwargs = dict(dict(bbox_inches='tight', format=path.suffix.lstrip('.') or 'png'), **kwargs)
+    write_atomic(path, lambda p: fig.savefig(p, dpi=dpi, **kwargs))
+    if close: plt.close(fig)
     return path.name
 
-def md_table(rows:dict, # {row name: {column: fraction}}
-             cols:list, # columns to show
-             first:str='method', # header of the row-name column
-             bold_best:bool=False, # bold the highest value of each column
-            ) -> str:
-    "A Markdown table of fractions shown as percentages."
-    best = {c: max(v[c] for v in rows.values()) for c in cols} if bold_best else {}
-    cell = lambda v, c: f"**{100 * v:.1f}**" if bold_best and v == best[c] else f"{100 * v:.1f}"
-    head = f'| {first} | ' + ' | '.join(map(str, cols)) + ' |\n|---|' + '---|' * len(cols) + '\n'
-    return head + ''.join(f"| {k} | " + ' | '.join(cell(v[c], c) for c in cols) + ' |\n' for k, v in rows.items())
+def _md_cell(v, fmt, bold):
+    s = format(v, fmt) if isinstance(v, (float, np.floating)) else str(v)
+    return f"**{s}**" if bold else s
 
-def winners(rows:dict, # {row name: {column: fraction}}
+def md_table(df:pd.DataFrame, # the rows to show, columns in order
+             floatfmt:str='.2f', # format of float cells (ints and strings are shown as they are)
+             index:bool=False, # show the index too, as the first column
+             bold_best:bool|list=False, # bold the highest value of each numeric column (or of the columns listed)
+            ) -> str:
+    "`df` as a GitHub-flavoured Markdown table, no trailing newline (no tabulate dependency)."
+    if index: df = df.reset_index()
+    cols = [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c])] if bold_best is True else list(bold_best or [])
+    best = {c: df[c].max() for c in cols}
+    rows = ['| ' + ' | '.join(map(str, df.columns)) + ' |', '|' + '---|' * len(df.columns)]
+    rows += ['| ' + ' | '.join(_md_cell(v, floatfmt, c in best and v == best[c]) for c, v in zip(df.columns, r)) + ' |'
+             for r in df.itertuples(index=False)]
+    return '\n'.join(rows)
+
+def winners(df:pd.DataFrame, # scores, one row per method (the index names them)
             cols:list, # columns to judge
            ) -> dict:
-    "For each column, the names of the rows with the highest value (ties kept)."
-    return {c: [k for k, v in rows.items() if v[c] == max(w[c] for w in rows.values())] for c in cols}
+    "For each column, the index labels of the rows with the highest value (ties kept)."
+    return {c: list(df.index[df[c] == df[c].max()]) for c in cols}
 
 def wilson(p:float, # observed fraction
            n:int, # number of trials
@@ -78,6 +95,160 @@ class Stages:
         if self.on: print(f"[{self.part} {i}/{len(self.w)}] done in {self.seconds[key]:.1f} s"
                           + (f"; about {left:.0f} s left in this part" if self.done < self.total else f"; part took {el:.0f} s"), flush=True)
 
+
+# %% ../nbs/24_report.ipynb #37b65198
+DIGITS_PARTS = ('noise', 'guidance', 'robust', 'semisup', 'cost')
+DIGITS_DEFAULTS = dict(
+    n_train=None, # training digits used (None: all 1257 of the split; a few hundred for tests)
+    den_epochs=30, cls_epochs=10, bs=128, # denoiser and classifier epochs, classifier batch size
+    t_grid=(0, 100, 300, 500, 700), # noise: diffusion steps of the test images
+    n_per_class=8, scales=(5.,), ddim_steps=25, # guidance: samples per class, guidance scales, DDIM steps
+    suite='tensor', kinds=None, severities=(3, 5), # robust: corruption suite, kinds (None: all of the suite), severities
+    n_de=None, de_steps=DE_STEPS, diffaug_full=False, # robust: test digits used (None: all), DE members, + DiffAug over all t
+    semi_fracs=(0.05, 0.1, 0.2), semi_steps=100, semi_t=(0, 300)) # semisup: label fractions, training steps, test steps
+
+def digits_settings(settings:dict|None=None, # overrides of `DIGITS_DEFAULTS`
+                   ) -> dict:
+    "`DIGITS_DEFAULTS` updated by `settings`; unknown keys are refused."
+    bad = sorted(set(settings or {}) - set(DIGITS_DEFAULTS))
+    if bad: raise ValueError(f"unknown settings {bad}; known: {sorted(DIGITS_DEFAULTS)}")
+    return {**DIGITS_DEFAULTS, **(settings or {})}
+
+@dataclass
+class DigitsRun:
+    "What `digits_experiment` returns: the rows of each part, and what the figures draw."
+    seed:int # the root seed
+    settings:dict # all settings (`digits_settings`)
+    rows:dict # {part: DataFrame}, one row per seed and setting
+    data:tuple # `(xtr, ytr, xte, yte)`, the split of this seed (`yte` on the CPU)
+    denoiser:object # the denoiser
+    models:dict # {'plain' | 'noisy' | 'da' | 'diffaug' | 'diffaug full' | 'judge': Learner} that were trained
+    samples:dict # guidance: {(classifier, scale): (images, target labels)}
+
+def _acc(p, y): return float((p.argmax(1).cpu() == y.cpu()).float().mean())
+
+@torch.no_grad()
+def _features(learn, x, bs=512):
+    "Penultimate features of a classifier (the judge's, for the FID of guided samples)."
+    m = learn.model.eval()
+    return torch.cat([m.features(x[i:i + bs]).float().cpu() for i in range(0, len(x), bs)])
+
+def _no_stage(key, what): return nullcontext()
+
+def digits_experiment(seed:int, # root seed: the split, every model and every draw come from `Seeds(seed)`
+                      settings:dict|None=None, # overrides of `DIGITS_DEFAULTS`
+                      parts=DIGITS_PARTS, # parts to run, names from `DIGITS_PARTS`
+                      device='cpu', # where to train and predict
+                      denoiser=None, # a denoiser trained on this seed's split as this function would (skips training it)
+                      stage=None, # `stage(key, what)`: a context manager around each step (e.g. `Stages`); keys below
+                     ) -> DigitsRun:
+    "Method B on scikit-learn's digits for one seed: the rows of each part in `parts` (stage keys: 'denoiser', 'classifiers' and the part names)."
+    from sklearn.model_selection import train_test_split
+    from diffaug.datasets import digits_split
+    from diffaug.training import train_denoiser
+    from diffaug.classifier import fit_classifier, predict_proba
+    from diffaug.corruptions import corrupted_set
+    from diffaug.guidance import guided_sample
+    from diffaug.semisup import TemporalConsistencyCB
+    from diffaug.metrics import frechet_distance
+    cfg, seed, stage = digits_settings(settings), check_int(seed, 'seed', min=0), stage or _no_stage
+    unknown = [p for p in parts if p not in DIGITS_PARTS]
+    if unknown: raise ValueError(f"unknown parts {unknown}; choose from {list(DIGITS_PARTS)}")
+    seeds = Seeds(seed)
+    xtr, ytr, xte, yte = digits_split(seeds.seed('split'))
+    if cfg['n_train'] is not None: xtr, ytr = xtr[:cfg['n_train']], ytr[:cfg['n_train']]
+    xtr, ytr, xte = xtr.to(device), ytr.to(device), xte.to(device)
+    rows, samples, L, cost = {p: [] for p in parts}, {}, {}, []
+    if denoiser is None:
+        with stage('denoiser', f"training a UNet denoiser on {len(xtr)} digits for {cfg['den_epochs']} epochs"):
+            denoiser = train_denoiser(xtr, epochs=cfg['den_epochs'], random_state=seeds.seed('denoiser'), progress=False)
+    den = denoiser
+    def fit(mode, xs=xtr, ys=ytr, random_state=seeds.seed('classifiers'), **kw):
+        kw = dict(dict(epochs=cfg['cls_epochs'], bs=cfg['bs']), **kw)
+        return fit_classifier(xs, ys, mode=mode, denoiser=den if mode in ('diffaug', 'da') else None, schedule=den.schedule,
+                              random_state=random_state, progress=False, valid_pct=0, **kw)
+    need = {'noise': ('plain', 'noisy', 'da'), 'guidance': ('noisy', 'da'), 'robust': ('plain', 'diffaug'),
+            'cost': ('plain', 'noisy', 'da', 'diffaug')}
+    kinds = [m for m in ('plain', 'noisy', 'da', 'diffaug') if any(m in need.get(p, ()) for p in parts)]
+    if kinds:
+        with stage('classifiers', f"training {', '.join(kinds)} classifiers" + (" and a separate judge" if 'guidance' in parts else '')
+                   + (" and DiffAug over all t" if 'robust' in parts and cfg['diffaug_full'] else '')
+                   + f", {cfg['cls_epochs']} epochs each"):
+            L = {m: fit(m) for m in kinds}  # one seed for all kinds: the same initialisation and batches, a paired comparison
+            if 'robust' in parts and cfg['diffaug_full']: L['diffaug full'] = fit('diffaug', t_max=den.schedule.n_steps - 1)
+            if 'guidance' in parts: L['judge'] = fit('plain', random_state=seeds.seed('judge'))
+    if 'noise' in parts:
+        with stage('noise', f"classifying {len(xte)} diffused test digits at t = {', '.join(map(str, cfg['t_grid']))}"):
+            for t in cfg['t_grid']:  # the same x_t for every classifier
+                for name, l, kw in [('clean', L['plain'], {}), ('clean on x0_hat', L['plain'], dict(denoise=True, denoiser=den)),
+                                    ('noisy', L['noisy'], {}), ('DA', L['da'], {})]:
+                    p = predict_proba(l, xte, t=t, generator=seeds.seed('diffused test'), **kw)
+                    rows['noise'].append(dict(seed=seed, t=t, classifier=name, acc=_acc(p, yte)))
+    if 'guidance' in parts:
+        with stage('guidance', f"classifier-guided DDIM-{cfg['ddim_steps']} samples, {cfg['n_per_class']} per class"):
+            judge = L['judge']; f_real = _features(judge, xte)
+            for name, k, scale in [('unguided', 'noisy', 0.)] + [(n, k, float(s)) for s in cfg['scales'] for n, k in (('noisy', 'noisy'), ('DA', 'da'))]:
+                t0 = time.perf_counter()  # the same starting noise for every setting
+                xs, ys = guided_sample(L[k], den, range(10), n=cfg['n_per_class'], scale=scale, steps=cfg['ddim_steps'], generator=seeds.seed('guided'))
+                xs = xs.clamp(-1, 1); sec = (time.perf_counter() - t0) / len(xs)
+                samples[(name, scale)] = (xs, ys)
+                rows['guidance'].append(dict(seed=seed, classifier=name, scale=scale, consistency=_acc(predict_proba(judge, xs), ys),
+                                             fid=frechet_distance(_features(judge, xs), f_real), seconds_per_sample=sec))
+            rows['guidance'].append(dict(seed=seed, classifier='real test digits', scale=np.nan, consistency=_acc(predict_proba(judge, xte), yte),
+                                         fid=np.nan, seconds_per_sample=np.nan))
+    nde = len(xte) if cfg['n_de'] is None else min(cfg['n_de'], len(xte))
+    if 'robust' in parts:
+        models = {'plain': L['plain'], 'DiffAug': L['diffaug']}
+        if cfg['diffaug_full']: models['DiffAug (full t)'] = L['diffaug full']
+        xde, yde = xte[:nde], yte[:nde]
+        with stage('robust', f"{cfg['suite']}-suite corruptions of {nde} test digits, with and without the DiffAug Ensemble"):
+            sets = {('clean', 0): xde, **corrupted_set(xde, cfg['kinds'], cfg['severities'], random_state=seeds.seed('corruptions'), suite=cfg['suite'])}
+            for (kind, sev), xs in sets.items():
+                for name, l in models.items():
+                    rows['robust'].append(dict(seed=seed, corruption=kind, severity=sev, method=name, acc=_acc(predict_proba(l, xs), yde)))
+                    if name == 'DiffAug (full t)': continue
+                    p = predict_proba(l, xs, ensemble=True, denoiser=den, generator=seeds.seed('ensemble'), steps=tuple(cfg['de_steps']))
+                    rows['robust'].append(dict(seed=seed, corruption=kind, severity=sev, method=name + ' + DE', acc=_acc(p, yde)))
+    if 'semisup' in parts:
+        bs = 32
+        with stage('semisup', f"noisy and DA classifiers on {', '.join(f'{f:.0%}' for f in cfg['semi_fracs'])} of the labels, with and without L_tc"):
+            for frac in cfg['semi_fracs']:
+                li, ui = (torch.as_tensor(a) for a in train_test_split(np.arange(len(xtr)), train_size=frac, stratify=ytr.cpu().numpy(),
+                                                                        random_state=seeds.seed('labels', frac) % 2**32))
+                epochs = max(1, math.ceil(cfg['semi_steps'] / math.ceil(len(li) / bs)))
+                for mode in ('noisy', 'da'):
+                    for tc in (False, True):
+                        cbs = [TemporalConsistencyCB(xtr[ui], denoiser=den, bs=bs, random_state=seeds.seed('consistency', frac))] if tc else []
+                        l = fit(mode, xtr[li], ytr[li], epochs=epochs, bs=bs, cbs=cbs, random_state=seeds.seed('semisup', frac))
+                        cost.append(dict(seed=seed, what=f"train epoch: {mode}{' + L_tc' if tc else ''} ({frac:.0%} labels)",
+                                         seconds=float(np.mean(l.epoch_seconds))))
+                        for t in cfg['semi_t']:
+                            p = predict_proba(l, xte, t=t, generator=seeds.seed('diffused test'))
+                            rows['semisup'].append(dict(seed=seed, labels=f'{frac:.0%}', n_labels=len(li), classifier=mode, tc=tc, t=t, acc=_acc(p, yte)))
+    if 'cost' in parts:
+        with stage('cost', f"timing predictions on {nde} test digits"):
+            rows['cost'] = [dict(seed=seed, what=f'train epoch: {m}', seconds=float(np.mean(l.epoch_seconds))) for m, l in L.items() if m != 'judge'] + cost
+            for what, kw in [('plain', {}), ('DiffAug Ensemble', dict(ensemble=True, denoiser=den, generator=seeds.seed('ensemble'), steps=tuple(cfg['de_steps'])))]:
+                t0 = time.perf_counter(); predict_proba(L['diffaug'], xte[:nde], **kw)
+                rows['cost'].append(dict(seed=seed, what=f'predict: {what}, per image', seconds=(time.perf_counter() - t0) / nde))
+    return DigitsRun(seed, cfg, {p: pd.DataFrame(r) for p, r in rows.items()}, (xtr, ytr, xte, yte), den, L, samples)
+
+def digits_experiments(seeds, # number of seeds (0, 1, ...) or a list of seeds
+                       settings:dict|None=None, # overrides of `DIGITS_DEFAULTS`
+                       parts=DIGITS_PARTS, # parts to run
+                       device='cpu', # where to train and predict
+                       after_seed=None, # `after_seed(run, rows)` after each seed: its `DigitsRun` and the rows so far
+                       stage=None, # progress, as in `digits_experiment`
+                      ) -> dict:
+    "`digits_experiment` for each seed: `{part: DataFrame}` with the rows of all seeds."
+    seeds = list(range(check_int(seeds, 'seeds', min=1))) if isinstance(seeds, int) else list(seeds)
+    rows = {}
+    for s in seeds:
+        run = digits_experiment(s, settings, parts, device=device, stage=stage)
+        rows = {p: pd.concat([rows[p], df], ignore_index=True) if p in rows else df for p, df in run.rows.items()}
+        if after_seed is not None: after_seed(run, rows)
+    return rows
+
 # %% ../nbs/24_report.ipynb #4632be58
 def tiles(x:torch.Tensor, # images `(rows * cols, 1, h, w)` or `(rows, cols, 1, h, w)`
           rows:int, # rows of the grid
@@ -100,17 +271,6 @@ def _show_tiles(ax, g, title, pad_color='#7f8fa6'):
     ax.set_xticks([]); ax.set_yticks([])
     for s in ax.spines.values(): s.set_visible(False)
 
-def digits_split(random_state:int=0, # seed of the split
-                 device='cpu', # where the tensors go
-                ) -> tuple:
-    "scikit-learn's digits as images in [-1, 1], split 70/30 stratified: `(xtr, ytr, xte, yte)`, labels on the CPU for `yte`."
-    import numpy as np
-    from sklearn.model_selection import train_test_split
-    from diffaug.datasets import digits_images
-    x, y = digits_images()
-    tr, te = train_test_split(np.arange(len(y)), test_size=0.3, stratify=y.numpy(), random_state=random_state)
-    return x[tr].to(device), y[tr].to(device), x[te].to(device), y[te]
-
 DEMO_DIFFUSION = dict(epochs=30, n=25, ddpm=True)
 DEMO_DIFFUSION_QUICK = dict(epochs=3, n=16, ddpm=False)
 
@@ -128,23 +288,25 @@ def demo_diffusion(out:Path, # folder to write into
     from diffaug.training import train_denoiser
     from diffaug.denoiser import denoising_report
     from diffaug.sampling import sample_ddpm, sample_ddim
-    from diffaug.core import make_generator
+    from diffaug.datasets import digits_split
     cfg = DEMO_DIFFUSION_QUICK if quick else DEMO_DIFFUSION
     st = Stages('diffusion', {'train': 1.6 * cfg['epochs'], 'report': 2, 'ddim': 0.04 * cfg['n'], **({'ddpm': 0.5 * cfg['n']} if cfg['ddpm'] else {})},
                 on=progress)  # seconds measured on a 2-core CPU
-    xtr, ytr, xte, yte = digits_split(random_state, device)
+    seeds = Seeds(random_state)  # the split and the denoiser's seed are those of `digits_experiment`, so the classify part can reuse it
+    xtr, ytr, xte, yte = digits_split(seeds.seed('split'))
+    xtr, xte = xtr.to(device), xte.to(device)
     with st('train', f"training a UNet denoiser on {len(xtr)} training digits for {cfg['epochs']} epochs on {device}"):
-        den = train_denoiser(xtr, epochs=cfg['epochs'], random_state=random_state, progress=False)
-    if shared is not None: shared['denoiser'] = (random_state, den)
+        den = train_denoiser(xtr, epochs=cfg['epochs'], random_state=seeds.seed('denoiser'), progress=False)
+    if shared is not None: shared['denoiser'] = ((random_state, cfg['epochs'], None), den)  # (seed, epochs, n_train) as in `demo_classify`
     with st('report', f"denoising error on the {len(xte)} held-out digits"):
-        rep = denoising_report(den, xte, random_state=random_state)
+        rep = denoising_report(den, xte, random_state=seeds.seed('denoising report'))
     n, timings, samples = cfg['n'], {}, {}
     side = int(n ** 0.5)
     for key, name, f in [('ddim', 'DDIM-50', lambda g: sample_ddim(den, (n, 1, 8, 8), steps=50, generator=g, progress=False)),
                          ('ddpm', 'DDPM-1000', lambda g: sample_ddpm(den, (n, 1, 8, 8), generator=g, progress=False))]:
         if key not in st.w: continue
         with st(key, f"drawing {n} samples with {name}"):
-            t0 = time.time(); samples[name] = f(make_generator(random_state, device)).clamp(-1, 1); timings[name] = (time.time() - t0) / n * 1000
+            t0 = time.time(); samples[name] = f(seeds.generator('samples', device=device)).clamp(-1, 1); timings[name] = (time.time() - t0) / n * 1000
     fig, ax = plt.subplots(1, 1 + len(samples), figsize=(3.0 * (1 + len(samples)), 3.3))
     _show_tiles(ax[0], tiles(xtr[:side * side], side, side), f'{side * side} training digits')
     for a, (k, s) in zip(ax[1:], samples.items()): _show_tiles(a, tiles(s[:side * side], side, side), f'{side * side} {k} samples')
@@ -236,7 +398,8 @@ def demo_contrastive(out:Path, # folder to write into
     with st('scores', 'scoring the three embeddings against bulk_labels'):
         for rep, name in names.items(): res[name] = evaluate_embedding(adata.obsm[rep], y, random_state=random_state)
     cols = list(_SCORES)
-    table = md_table(res, cols, bold_best=True)
+    scores = pd.DataFrame(res).T.rename_axis('method')
+    table = md_table(scores[cols] * 100, floatfmt='.1f', index=True, bold_best=True)
     if progress: print(table)
     with st('umap', 'UMAPs of the three embeddings'):
         fig, ax = plt.subplots(1, 3, figsize=(15, 4.4))
@@ -273,7 +436,7 @@ def demo_contrastive(out:Path, # folder to write into
         ax[-1].set_xlabel('the 40 most variable genes')
         fig.colorbar(im, ax=ax, shrink=0.8, label='scaled expression (z-score, clipped at ±3 for display)')
         f_views = savefig(fig, out / 'pbmc_generated_views.png')
-    win = winners(res, cols)
+    win = winners(scores, cols)
     pca_wins = [c for c in cols if 'PCA (50)' in win[c]]
     da_beats_knn = [c for c in cols if res['DiffAug (E-M-E)'][c] > res['kNN-mix (E1 only)'][c]]
     fmt = lambda c: f"{_SCORES[c]} {100 * res['PCA (50)'][c]:.1f} vs {100 * max(res['DiffAug (E-M-E)'][c], res['kNN-mix (E1 only)'][c]):.1f}"
@@ -305,14 +468,15 @@ def demo_contrastive(out:Path, # folder to write into
             f"no spread); {secs:.0f} s on {device}. Phase times of DiffAug: "
             + ', '.join(f"{k} {v:.1f} s" for k, v in da.phase_times.items()) + ".\n\n"
             f"Scores in % (kNN and linear probe on a held-out split, RBF-SVC 5-fold CV, K-means with Hungarian matching, ARI, "
-            f"NMI); the best of each column in bold:\n\n{table}\n{verdict}\n\n![UMAPs]({f_umap})\n\n"
+            f"NMI); the best of each column in bold:\n\n{table}\n\n{verdict}\n\n![UMAPs]({f_umap})\n\n"
             f"### {number}.1 Generated views\n\n{views_txt}\n\n![generated views]({f_views})\n")
 
 # %% ../nbs/24_report.ipynb #1b115cc8
-DEMO_CLASSIFY = dict(den_epochs=30, cls_epochs=10, t_grid=(0, 100, 300, 500, 700), n_per_class=8, scale=5., ddim_steps=25,
+DEMO_CLASSIFY = dict(den_epochs=30, cls_epochs=10, t_grid=(0, 100, 300, 500, 700), n_per_class=8, scales=(5.,), ddim_steps=25,
                      kinds=('gaussian_noise', 'gaussian_blur', 'contrast', 'pixelate'), severities=(3, 5), n_de=270)
-DEMO_CLASSIFY_QUICK = dict(den_epochs=3, cls_epochs=2, t_grid=(0, 300), n_per_class=3, scale=5., ddim_steps=5,
+DEMO_CLASSIFY_QUICK = dict(den_epochs=3, cls_epochs=2, t_grid=(0, 300), n_per_class=3, scales=(5.,), ddim_steps=5,
                            kinds=('gaussian_noise', 'gaussian_blur'), severities=(3,), n_de=90)
+DEMO_CLASSIFY_PARTS = ('noise', 'guidance', 'robust')
 
 def demo_classify(out:Path, # folder to write into
                   quick:bool=False, # a few seconds instead of a few minutes
@@ -321,54 +485,33 @@ def demo_classify(out:Path, # folder to write into
                   random_state:int=0, # seed
                   shared:dict|None=None, # may hold the diffusion part's denoiser (trained on the same split), reused here
                   number:int=3, # section number in the report
+                  settings:dict|None=None, # overrides of the demo's settings (`DEMO_CLASSIFY` or `DEMO_CLASSIFY_QUICK`)
                  ) -> str:
-    "DA vs noisy classifiers, guidance, DiffAug and the DiffAug Ensemble on digits (one seed); the Markdown section."
+    "`digits_experiment` with one seed: its rows as `digits_<part>.csv`, its figures, and the Markdown section."
     import matplotlib; matplotlib.use('Agg')
-    import matplotlib.pyplot as plt, numpy as np
-    from diffaug.corruptions import corrupted_set
-    from diffaug.training import train_denoiser
-    from diffaug.classifier import fit_classifier, predict_proba
-    from diffaug.guidance import guided_sample
-    from diffaug.core import Seeds
-    cfg, seeds = (DEMO_CLASSIFY_QUICK if quick else DEMO_CLASSIFY), Seeds(random_state)
-    xtr, ytr, xte, yte = digits_split(random_state, device)
-    reuse = shared is not None and shared.get('denoiser', (None,))[0] == random_state
-    st = Stages('classify', {**({} if reuse else {'denoiser': 1.6 * cfg['den_epochs']}), 'classifiers': 1.3 * cfg['cls_epochs'],
-                             't_grid': 0.26 * len(cfg['t_grid']), 'guided': 0.0145 * cfg['n_per_class'] * cfg['ddim_steps'],
-                             'corrupted': 0.005 * len(cfg['kinds']) * len(cfg['severities']) * cfg['n_de']}, on=progress)  # seconds, 2-core CPU
+    import matplotlib.pyplot as plt
+    cfg = digits_settings({**(DEMO_CLASSIFY_QUICK if quick else DEMO_CLASSIFY), **(settings or {})})
+    key = (random_state, cfg['den_epochs'], cfg['n_train'])
+    den = shared['denoiser'][1] if shared is not None and shared.get('denoiser', (None,))[0] == key else None
+    nde = 540 if cfg['n_de'] is None else min(cfg['n_de'], 540)
+    st = Stages('classify', {**({} if den is not None else {'denoiser': 1.6 * cfg['den_epochs']}), 'classifiers': 1.3 * cfg['cls_epochs'],
+                             'noise': 0.26 * len(cfg['t_grid']), 'guidance': 0.0145 * cfg['n_per_class'] * cfg['ddim_steps'] * len(cfg['scales']),
+                             'robust': 0.005 * (len(cfg['kinds']) if cfg['kinds'] else 4) * len(cfg['severities']) * nde}, on=progress)  # seconds, 2-core CPU
+    den_line = (f"the diffusion part's denoiser ({den.train_seconds:.0f} s of training, same split and seed)" if den is not None else None)
     t0 = time.time()
-    if reuse:
-        den = shared['denoiser'][1]; den_line = f"the diffusion part's denoiser ({den.train_seconds:.0f} s of training, same split)"
-    else:
-        with st('denoiser', f"training a UNet denoiser on {len(xtr)} digits for {cfg['den_epochs']} epochs"):
-            den = train_denoiser(xtr, epochs=cfg['den_epochs'], random_state=seeds.seed('denoiser'), progress=False)
-        den_line = f"a UNet denoiser trained for {cfg['den_epochs']} epochs ({den.train_seconds:.0f} s)"
-    fit = lambda mode, seed=seeds.seed('classifiers'): fit_classifier(xtr, ytr, mode=mode, denoiser=den if mode in ('diffaug', 'da') else None,
-                                                         schedule=den.schedule, epochs=cfg['cls_epochs'], random_state=seed,
-                                                         progress=False, valid_pct=0)
-    with st('classifiers', f"training plain, noisy, DA and DiffAug classifiers and a separate judge, {cfg['cls_epochs']} epochs each"):
-        L = {m: fit(m) for m in ('plain', 'noisy', 'da', 'diffaug')}
-        judge = fit('plain', seed=seeds.seed('judge'))
-    acc = lambda p, ys=yte: float((p.argmax(1).cpu() == ys).float().mean())
-    with st('t_grid', f"classifying {len(xte)} diffused test digits at t = {', '.join(map(str, cfg['t_grid']))}"):
-        noise = {t: {'clean': acc(predict_proba(L['plain'], xte, t=t, generator=seeds.seed('diffused test'))),
-                     'clean on x0_hat': acc(predict_proba(L['plain'], xte, t=t, generator=seeds.seed('diffused test'), denoise=True, denoiser=den)),
-                     'noisy': acc(predict_proba(L['noisy'], xte, t=t, generator=seeds.seed('diffused test'))),
-                     'DA': acc(predict_proba(L['da'], xte, t=t, generator=seeds.seed('diffused test')))} for t in cfg['t_grid']}
-    grids, consistency = {}, {}
-    with st('guided', f"classifier-guided DDIM-{cfg['ddim_steps']} samples, {cfg['n_per_class']} per class"):
-        for name, l, s_ in [('unguided', L['noisy'], 0.), ('noisy-guided', L['noisy'], cfg['scale']), ('DA-guided', L['da'], cfg['scale'])]:
-            xs, ys = guided_sample(l, den, range(10), n=cfg['n_per_class'], scale=s_, steps=cfg['ddim_steps'], generator=seeds.seed('guided'))
-            grids[name], consistency[name] = xs.clamp(-1, 1), float((predict_proba(judge, xs.clamp(-1, 1)).argmax(1).cpu() == ys.cpu()).float().mean())
-    nde = min(cfg['n_de'], len(xte))
-    xde, yde = xte[:nde], yte[:nde]
-    with st('corrupted', f"{len(cfg['kinds'])} corruptions x {len(cfg['severities'])} severities of {nde} test digits, with and without the DiffAug Ensemble"):
-        sets = {('clean', 0): xde, **corrupted_set(xde, cfg['kinds'], cfg['severities'], random_state=seeds.seed('corruptions'), suite='tensor')}
-        rob = {}
-        for (kind, sev), xs in sets.items():
-            for name, l in (('plain', L['plain']), ('DiffAug', L['diffaug'])):
-                rob.setdefault(name, {})[(kind, sev)] = acc(predict_proba(l, xs), yde)
-                rob.setdefault(name + ' + DE', {})[(kind, sev)] = acc(predict_proba(l, xs, ensemble=True, denoiser=den, generator=seeds.seed('ensemble')), yde)
+    run = digits_experiment(random_state, cfg, DEMO_CLASSIFY_PARTS, device=device, denoiser=den, stage=st)
+    for p, df in run.rows.items(): write_text_atomic(out / f'digits_{p}.csv', df.to_csv(index=False))
+    den, (xtr, ytr, xte, yte) = run.denoiser, run.data
+    den_line = den_line or f"a UNet denoiser trained for {cfg['den_epochs']} epochs ({den.train_seconds:.0f} s)"
+    noise = {t: g.set_index('classifier').acc.to_dict() for t, g in run.rows['noise'].groupby('t', sort=False)}
+    g = run.rows['guidance']; g = g[g.classifier != 'real test digits']
+    label = lambda c, s: 'unguided' if s == 0 else f"{c}-guided" + (f" (scale {s:g})" if len(cfg['scales']) > 1 else '')
+    consistency = {label(c, s): v for c, s, v in zip(g.classifier, g.scale, g.consistency)}
+    grids = {label(c, s): xs for (c, s), (xs, _) in run.samples.items()}
+    r = run.rows['robust']
+    kinds = list(dict.fromkeys(r.corruption[r.corruption != 'clean']))
+    rob = {m: {(k, s): a for k, s, a in zip(d.corruption, d.severity, d.acc)} for m, d in r.groupby('method', sort=False)}
+    nde = len(xte) if cfg['n_de'] is None else min(cfg['n_de'], len(xte))
     # figures: guided samples with class labels, robustness as grouped bars with binomial intervals
     k = cfg['n_per_class']
     fig, axs = plt.subplots(1, len(grids), figsize=(0.55 * k * len(grids) + 1.5, 5.2), squeeze=False)
@@ -383,12 +526,12 @@ def demo_classify(out:Path, # folder to write into
     fig, ax = plt.subplots(figsize=(7, 3.8))
     wbar = 0.8 / len(rob)
     for i, (m, r) in enumerate(rob_rows.items()):
-        vals = np.array([r[lab] for _, lab in conds]); n_eff = [nde if s == 'clean' else nde * len(cfg['kinds']) for s, _ in conds]
+        vals = np.array([r[lab] for _, lab in conds]); n_eff = [nde if s == 'clean' else nde * len(kinds) for s, _ in conds]
         lo_hi = np.array([wilson(v, n) for v, n in zip(vals, n_eff)])
         ax.bar(np.arange(len(conds)) + (i - (len(rob) - 1) / 2) * wbar, 100 * vals, wbar, label=m,
                yerr=100 * np.abs(lo_hi.T - vals), capsize=2)
     ax.set_xticks(range(len(conds)), [lab for _, lab in conds])
-    ax.set(xlabel='test images (corrupted: mean over ' + ', '.join(cfg['kinds']) + ')', ylabel='accuracy (%)', ylim=(0, 100),
+    ax.set(xlabel='test images (corrupted: mean over ' + ', '.join(kinds) + ')', ylabel='accuracy (%)', ylim=(0, 100),
            title=f'digits, {nde} test images, seed {random_state}; bars: 95% binomial interval')
     ax.xaxis.label.set_size(7); ax.legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.01, 1))
     f_rob = savefig(fig, out / 'digits_robustness.png')
@@ -426,19 +569,24 @@ def demo_classify(out:Path, # folder to write into
     if drop > 0.02:
         s3 += (f" The Ensemble lowers the *plain* classifier's clean accuracy from {100 * rob_rows['plain']['clean']:.1f} to "
                f"{100 * rob_rows['plain + DE']['clean']:.1f}%: it averages predictions on denoised images x0_hat(x_t) for t up to "
-               f"450, which a plain classifier never saw in training. The paper pairs the Ensemble with DiffAug-trained classifiers, "
-               f"which did see them (DiffAug + DE: {100 * rob_rows['DiffAug + DE']['clean']:.1f}% clean).")
+               f"{max(cfg['de_steps'])}, which a plain classifier never saw in training. The paper pairs the Ensemble with DiffAug-trained "
+               f"classifiers, which did see them (DiffAug + DE: {100 * rob_rows['DiffAug + DE']['clean']:.1f}% clean).")
+    pct = lambda d: (d * 100).rename_axis(None, axis=1)
+    t_table = pct(run.rows['noise'].pivot(index='t', columns='classifier', values='acc')[['clean', 'clean on x0_hat', 'noisy', 'DA']])
+    r_table = pct(pd.DataFrame(rob_rows).T.rename_axis('method'))
     return (f"## {number}. Denoising-assisted classifiers and DiffAug on digits\n\n"
             f"{len(xtr)} training and {len(xte)} test digits; {den_line}; classifiers trained for {cfg['cls_epochs']} epochs. "
-            f"Seed {random_state} (one seed: single values, no spread); {time.time() - t0:.0f} s. Three seeds, more guidance scores, "
-            f"semi-supervised runs and costs: the repository's `benchmarks/classify.py`.\n\n"
+            f"Seed {random_state} (one seed: single values, no spread); {time.time() - t0:.0f} s. The rows of every table are in "
+            f"`digits_noise.csv`, `digits_guidance.csv` and `digits_robust.csv`. Three seeds, more guidance scales, "
+            f"semi-supervised runs and costs: the repository's `benchmarks/classify.py`, which runs the same experiment "
+            f"(`digits_experiment`) over several seeds.\n\n"
             f"### {number}.1 Accuracy (%) on diffused test digits (the same x_t for every classifier)\n\n"
-            + md_table(noise, ['clean', 'clean on x0_hat', 'noisy', 'DA'], first='t') + f"\n{s1}\n\n"
+            + md_table(t_table, floatfmt='.1f', index=True) + f"\n\n{s1}\n\n"
             f"### {number}.2 Classifier-guided DDIM-{cfg['ddim_steps']} samples\n\nClass consistency: the share of samples that a "
             f"separately trained clean classifier (the judge) assigns to their target class. {s2}\n\n![guided samples]({f_guided})\n\n"
             f"### {number}.3 DiffAug training and the DiffAug Ensemble (DE) on corrupted digits\n\nAccuracy (%) on the first {nde} test "
-            f"digits, clean and averaged over the built-in tensor corruptions {', '.join(cfg['kinds'])} at each severity; the best "
-            f"of each column in bold:\n\n" + md_table(rob_rows, [lab for _, lab in conds], bold_best=True) + f"\n{s3}\n\n![robustness]({f_rob})\n")
+            f"digits, clean and averaged over the {cfg['suite']}-suite corruptions {', '.join(kinds)} at each severity; the best "
+            f"of each column in bold:\n\n" + md_table(r_table, floatfmt='.1f', index=True, bold_best=True) + f"\n\n{s3}\n\n![robustness]({f_rob})\n")
 
 # %% ../nbs/24_report.ipynb #80a7d0cd
 DEMO_PARTS = {'diffusion': demo_diffusion, 'contrastive': demo_contrastive, 'classify': demo_classify}
