@@ -5,6 +5,7 @@
 # %% ../nbs/17_contrastive.ipynb #e6029d85
 from __future__ import annotations
 import copy, math
+from pathlib import Path
 from dataclasses import dataclass, asdict
 from functools import partial
 import numpy as np, pandas as pd
@@ -15,7 +16,7 @@ from fastai.learner import Learner
 from fastai.callback.core import Callback
 from .core import as_tensor, make_generator, Seeds, torch_seed, check_int, check_number, check_device, check_channels_first
 from .streaming import lean_heap
-from .io import save_checkpoint, load_checkpoint, load_state
+from .io import save_checkpoint, load_checkpoint, load_state, CheckpointError
 from .learner import tensor_learner, fit_learner, BatchLossLog, Phase, run_phases
 from .distributed import dist_info, shard_rows, all_gather_rows
 from .denoiser import Denoiser
@@ -400,6 +401,13 @@ def load(cls:DiffAug, path, # folder written by `save`
          ) -> DiffAug:
     "Rebuild a trained `DiffAug` from the folder `path`."
     cfg, state = load_checkpoint(path, 'DiffAug')
+    cfg, s = (cfg, cfg.get('settings', {})) if isinstance(cfg, dict) else ({}, {})
+    missing = [k for k in ('settings', 'in_shape', 'kind', 'bs', 'epochs_run', 'scaler', 'generator', 'phase_times', 'history') if k not in cfg]
+    missing += [f'settings.{k}' for k in ('epochs', 'n_latent', 'encoder_kw', 'generator')
+                if 'settings' in cfg and k not in s and not (k == 'generator' and _OLD_GENERATOR_KEYS.keys() & s.keys())]
+    if s.get('augment') == 'diffaug' and cfg.get('generator', {}) is None: missing.append('generator')  # its generator's settings
+    if missing: raise CheckpointError(f"{Path(path).expanduser()/'config.json'} has no {', '.join(missing)} section: the checkpoint is "
+                                      f"incomplete (edited by hand, or not written by DiffAug.save); save the model again")
     s = dict(cfg['settings']); s['epochs'] = tuple(s['epochs']) if isinstance(s['epochs'], list) else s['epochs']
     old = {k: s.pop(k) for k in list(s) if k in _OLD_GENERATOR_KEYS}  # written by diffaug before GeneratorSettings
     if old: s['generator'] = {_OLD_GENERATOR_KEYS[k]: v for k, v in old.items()}

@@ -30,7 +30,12 @@ def make_generator(random_state:int|torch.Generator|None=None, # seed, an existi
     if isinstance(random_state, torch.Generator): return random_state
     g = torch.Generator(device=device)
     if random_state is None: g.seed()
-    else: g.manual_seed(int(random_state))
+    else:
+        try: seed = random_state.__index__()  # a whole number: int, numpy or 0-d torch integer; never a rounded float or a string
+        except (AttributeError, TypeError):
+            raise TypeError(f"a seed (`generator` or `random_state`) must be a whole number, a torch.Generator or None, "
+                            f"got {random_state!r} ({type(random_state).__name__})") from None
+        g.manual_seed(seed)
     return g
 
 def randn(shape:tuple, # shape of the draw

@@ -111,6 +111,12 @@ def save_checkpoint(path:str|Path, # folder to write (created if needed)
                    ) -> Path:
     "Write `weights.pt` and `config.json` (with the weights' checksum) into the folder `path`, replacing both only once both are written."
     path = check_output_folder(path, 'path')
+    try: found = json.loads((path/'config.json').read_text())  # a checkpoint of another kind, or another tool's config, is never overwritten
+    except (OSError, ValueError): found = None  # none, or a damaged one: saving again is how it is repaired
+    if isinstance(found, dict) and found.get('kind') != kind:
+        what = f"a {found['kind']!r} checkpoint" if 'kind' in found else "a config.json that diffaug did not write"
+        raise FileExistsError(f"{str(path)!r} holds {what}; saving this {kind} there would overwrite it: save to another folder, "
+                              f"or delete {str(path)!r} first")
     try: path.mkdir(parents=True, exist_ok=True)
     except OSError as e: raise PermissionError(f"cannot create the checkpoint folder {str(path)!r}: {e.strerror or e}") from None
     state = {k: v.detach().cpu() if isinstance(v, torch.Tensor) else v for k, v in state.items()}

@@ -51,12 +51,25 @@ def embed(adata:anndata.AnnData, # cells x genes
                          f"(e.g. key_added='X_diffaug') or delete it first")
     _check_settings(kwargs)
     model = DiffAug(**kwargs)  # checks the settings before any work
-    if adata.isbacked and layer is None and use_rep in (None, 'X'):  # X stays on disk: rows are read per batch
+    backed = adata.isbacked
+    if backed:  # what a backed AnnData allows, also checked before any work
+        if not adata.file.is_open: adata.file.open()  # as anndata does to read X
+        if 'X' not in adata.file: raise ValueError(f"{adata.filename} has no X, and anndata cannot use it backed; read it into memory "
+                                                   f"with anndata.read_h5ad(path) and pass use_rep= or layer=")
+        if adata.is_view and not copy: raise ValueError(f"adata is a view of a backed AnnData ({adata.filename}), and anndata cannot add "
+                                                        f"obsm to it; pass copy=True to get an in-memory AnnData with the embedding")
+        if copy:  # a backed AnnData cannot `copy()` without a new file: load it now, not after the training
+            try: adata = adata.to_memory()
+            except MemoryError as e:
+                raise MemoryError(f"embed(copy=True) loads the backed AnnData ({adata.filename}) into memory, and it does not fit "
+                                  f"({str(e) or 'MemoryError'}); pass copy=False to write the embedding into it, or use "
+                                  f"embed_file(input, out), which never loads X") from None
+    if backed and layer is None and use_rep in (None, 'X'):  # X is read per batch (from disk unless copy=True loaded it)
         if adata.n_obs == 0: raise ValueError(f"adata is empty: {adata.n_obs} cells x {adata.n_vars} features")
         x = RowSource(adata.X, 'adata.X')
     else: x, _, _ = adata_to_tensor(adata, layer=layer, use_rep=use_rep)
     z = model.fit(x).transform(x)
-    if copy: adata = adata.to_memory() if adata.isbacked else adata.copy()  # a backed AnnData cannot `copy()` without a new file
+    if copy and not backed: adata = adata.copy()
     adata.obsm[key_added] = z
     params = dict(model.config, layer=layer, use_rep=use_rep, key_added=key_added, device=str(model.device), epochs_run=list(model.epochs_),
                   diffaug_version=diffaug.__version__)
