@@ -47,6 +47,8 @@ def md_table(df:pd.DataFrame, # the rows to show, columns in order
              bold_best:bool|list=False, # bold the highest value of each numeric column (or of the columns listed)
             ) -> str:
     "`df` as a GitHub-flavoured Markdown table, no trailing newline (no tabulate dependency)."
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"md_table takes a pandas DataFrame, got {type(df).__name__}; e.g. `pd.DataFrame(rows).T` for a dict of rows")
     if index: df = df.reset_index()
     cols = [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c])] if bold_best is True else list(bold_best or [])
     best = {c: df[c].max() for c in cols}

@@ -149,9 +149,9 @@ def atomic_cases():
         with no_debris(d), H.fail_savefig('kbd'): api(report.savefig, fig(), d / 'new.png')
     def text_over(how):
         def fn():
-            d = tmpdir(); p = d / 'report.md'; p.write_text('# old report\n' + report.md_table({'a': {'x': .5}}, ['x']))
+            d = tmpdir(); p = d / 'report.md'; p.write_text('# old report\n' + report.md_table(pd.DataFrame({'method': ['a'], 'x': [50.]})))
             with keep_files(p, label='previous report'), no_debris(d), H.fail_text_write(d, how):
-                api(dio.write_text_atomic, p, '# new report\n' + report.md_table({'b': {'x': .7}}, ['x']))
+                api(dio.write_text_atomic, p, '# new report\n' + report.md_table(pd.DataFrame({'method': ['b'], 'x': [70.]})))
         return fn
     def ck_json_fresh():
         d = tmpdir()
