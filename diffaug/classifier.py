@@ -10,7 +10,7 @@ from torch import nn
 import torch.nn.functional as F
 from fastai.learner import Learner
 from fastai.metrics import accuracy
-from .core import as_labels, check_images, make_generator, Seeds, torch_seed, check_int, check_number, check_device
+from .core import as_labels, check_images, make_generator, Seeds, torch_seed, check_int, check_number, resolve_device
 from .io import save_checkpoint, load_checkpoint, load_state
 from .learner import tensor_learner, fit_learner, EpochTimer, amp_dtype, MixedPrecisionCB, ChannelsLastCB
 from .schedule import Schedule, VPSchedule, schedule_from_config
@@ -272,7 +272,7 @@ def fit_classifier(x, # training images `(N, C, H, W)` in [-1, 1]
                    model:nn.Module|None=None, # your own classifier for 'plain' and 'diffaug' (any module from images to logits, e.g. torchvision's `resnet18(num_classes=10)`); a copy is trained
                    random_state:int=0, # root seed of the split, initialisation, steps and noise (see `Seeds`)
                    progress:bool=True, # show progress bars and the epoch table
-                   device=None, # where to train (default: where `x` is)
+                   device=None, # where to train (default: where `x` is; arrays: CUDA when available; see `core.resolve_device`)
                    cbs:list|None=None, # extra fastai callbacks (e.g. `semisup.TemporalConsistencyCB`)
                    precision:str|None='auto', # mixed precision: 'auto' (bf16 on a GPU that has it, fp16 on older GPUs, off on a CPU), 'bf16', 'fp16' or None
                    channels_last:bool|str='auto', # channels-last memory format ('auto': on a GPU)
@@ -287,6 +287,7 @@ def fit_classifier(x, # training images `(N, C, H, W)` in [-1, 1]
     random_state = check_int(random_state, 'random_state', min=0)
     if model_kw is not None and not isinstance(model_kw, dict): raise TypeError(f"model_kw must be a dict of DiffusionClassifier settings, got {type(model_kw).__name__}")
     if schedule is not None and not isinstance(schedule, Schedule): raise TypeError(f"schedule must be a diffaug Schedule, got {type(schedule).__name__}")
+    device = resolve_device(device, x)  # before `x` becomes a CPU tensor: arrays go to the fastest device
     x = check_images(x)
     y = as_labels(y, len(x))
     n_classes = int(y.max()) + 1 if n_classes is None else check_int(n_classes, 'n_classes', min=2)
@@ -296,7 +297,6 @@ def fit_classifier(x, # training images `(N, C, H, W)` in [-1, 1]
         raise ValueError(f"mode={mode!r} needs a denoiser trained on this data: `den = train_denoiser(x)` then "
                          f"`fit_classifier(x, y, mode={mode!r}, denoiser=den)`")
     if denoiser is not None: check_denoiser(denoiser, x)
-    device = check_device(device) if device is not None else x.device
     schedule = denoiser.schedule if denoiser is not None else (schedule or VPSchedule())
     if isinstance(t_max, str) and t_max != 'auto': raise ValueError(f"t_max must be 'auto', None or a step, got {t_max!r}")
     if t_max == 'auto': t_max = DIFFAUG_T_MAX if mode == 'diffaug' else None
@@ -403,12 +403,12 @@ def save_classifier(learn, # a Learner from `fit_classifier` (or a `LoadedClassi
 
 def load_classifier(path, # folder written by `save_classifier`
                     denoiser:Denoiser|None=None, # the denoiser for 'da' / 'diffaug' classifiers
-                    device='cpu', # where to put the model
+                    device=None, # where to put the model (default: CUDA when available, else the CPU; see `core.resolve_device`)
                    ) -> LoadedClassifier:
     "Load a classifier saved by `save_classifier`."
     cfg, state = load_checkpoint(path, 'DiffusionClassifier')
     state = {('t_emb.' + k if k.startswith('t_mlp.') else k): v for k, v in state.items()}  # written before CondEmbedding
-    model = load_state(DiffusionClassifier(**cfg['model']), state, f'checkpoint {path}').to(device).eval()
+    model = load_state(DiffusionClassifier(**cfg['model']), state, f'checkpoint {path}').to(resolve_device(device)).eval()
     if cfg['model']['kind'] == 'da' and denoiser is None:
         raise ValueError(f"{path} holds a DA classifier; pass its denoiser: load_classifier(path, denoiser=den)")
     sch = schedule_from_config(cfg['schedule']) if cfg['schedule'] else None

@@ -14,7 +14,7 @@ from torch import nn
 from fastcore.basics import patch
 from fastai.learner import Learner
 from fastai.callback.core import Callback
-from .core import as_tensor, make_generator, Seeds, torch_seed, check_int, check_number, check_device, check_channels_first
+from .core import as_tensor, make_generator, Seeds, torch_seed, check_int, check_number, check_device, check_channels_first, resolve_device
 from .streaming import lean_heap
 from .io import save_checkpoint, load_checkpoint, load_state, CheckpointError
 from .learner import tensor_learner, fit_learner, BatchLossLog, Phase, run_phases
@@ -209,7 +209,7 @@ class DiffAug:
                  generator:GeneratorSettings|dict|None=None, # generator and bank settings (`GeneratorSettings` or its fields)
                  encoder_kw:dict|None=None, # extra arguments of `make_encoder_head` (e.g. `width` for images)
                  random_state:int=0, # root seed of everything (see `Seeds`)
-                 device=None, # device (default: CUDA when available, else CPU)
+                 device=None, # device (default: where `x` is; arrays, AnnData and rows on disk: CUDA when available; see `core.resolve_device`)
                  progress:bool=True, # show progress and a line per phase
                 ):
         if augment not in _AUGMENTS: raise ValueError(f"augment must be one of {_AUGMENTS}, got {augment!r}")
@@ -237,7 +237,7 @@ class DiffAug:
         self.config = dict(n_latent=n_latent, augment=augment, loss=loss, loss_kw=dict(loss_kw or {}), scaler_kw=dict(scaler_kw or {}), epochs=list(epochs) if isinstance(epochs, (tuple, list)) else epochs,
                            rounds=rounds, lam=lam, bs=bs, lr=lr, wd=wd, keep_opt=keep_opt, k=k, n_pcs=n_pcs,
                            generator=asdict(self.gen_settings), encoder_kw=encoder_kw or {}, random_state=random_state)
-        self.device = check_device(device) if device is not None else torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+        self.device = check_device(device)  # None: decided by `resolve_device` when the data arrive (`prepare`)
         self.progress = progress
         self.model = self.generator = self.scaler = self.bank = None
         self.history, self.phase_times = None, {}
@@ -250,6 +250,7 @@ class DiffAug:
 def prepare(self:DiffAug, x):
     "Check `x`, fit the scaler and build the ordinary view maker; returns `(scaled data on the device, views)`."
     c = self.config
+    self.device = resolve_device(self.device, x)  # the package's device policy (see `core.resolve_device`)
     if getattr(x, 'ndim', None) == 4: check_channels_first(tuple(x.shape), 'x')
     self.streamed_ = isinstance(x, RowSource)  # rows on disk: read per batch, never all at once
     if self.streamed_: lean_heap()  # hours of batch-sized buffers: keep glibc from holding on to them (see `lean_heap`)
@@ -397,7 +398,7 @@ _OLD_GENERATOR_KEYS = {'gen_bs': 'bs', 'gen_lr': 'lr', 'sampler': 'sampler', 'sa
 
 @patch(cls_method=True)
 def load(cls:DiffAug, path, # folder written by `save`
-          device=None, # device to load onto
+          device=None, # device to load onto (default: CUDA when available, else the CPU)
          ) -> DiffAug:
     "Rebuild a trained `DiffAug` from the folder `path`."
     cfg, state = load_checkpoint(path, 'DiffAug')
@@ -412,6 +413,7 @@ def load(cls:DiffAug, path, # folder written by `save`
     old = {k: s.pop(k) for k in list(s) if k in _OLD_GENERATOR_KEYS}  # written by diffaug before GeneratorSettings
     if old: s['generator'] = {_OLD_GENERATOR_KEYS[k]: v for k, v in old.items()}
     self = cls(**s, device=device, progress=False)
+    self.device = resolve_device(self.device)  # no data to follow: the fastest device unless `device` says otherwise
     self.in_shape, self.kind, self.bs_, self.epochs_ = tuple(cfg['in_shape']), cfg['kind'], cfg['bs'], tuple(cfg['epochs_run'])
     self.scaler = VectorScaler.from_state(cfg['scaler']) if cfg['scaler'] is not None else None
     self.model = make_encoder_head(self.kind, self.in_shape, n_latent=s['n_latent'], **s['encoder_kw'])

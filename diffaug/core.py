@@ -12,7 +12,8 @@ from .distributed import is_main_process
 
 # %% auto #0
 __all__ = ['append_dims', 'make_generator', 'randn', 'Seeds', 'keep_rng_state', 'torch_seed', 'as_tensor', 'as_labels',
-           'check_int', 'check_number', 'check_device', 'check_channels_first', 'check_images', 'progress']
+           'check_int', 'check_number', 'check_device', 'resolve_device', 'check_channels_first', 'check_images',
+           'progress']
 
 # %% ../nbs/00_core.ipynb #2c8b4cd9
 def append_dims(x:torch.Tensor, # per-sample values, shape `(B,)`
@@ -208,6 +209,17 @@ def check_device(device, # a device name, a `torch.device`, or None
         raise ValueError(f"{name}={device!r}, but MPS is not available on this machine; use device='cpu'")
     return d
 
+
+# %% ../nbs/00_core.ipynb #devpol02
+def resolve_device(device=None, # an explicit device (a name, a `torch.device`), or None
+                   like=None, # the data or model the work is about: a tensor or module gives its device
+                  ) -> torch.device:
+    "The package's one device policy: an explicit `device`; else where `like` is; else CUDA when available, else the CPU."
+    if device is not None: return check_device(device)
+    if isinstance(like, torch.Tensor): return like.device
+    p = next(like.parameters(), None) if isinstance(like, torch.nn.Module) else None
+    if p is not None: return p.device
+    return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
 
 # %% ../nbs/00_core.ipynb #5d8373e8
 def check_channels_first(shape:tuple, # shape of an image batch

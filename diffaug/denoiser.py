@@ -10,7 +10,7 @@ import numpy as np, pandas as pd
 import torch
 from torch import nn
 from fastcore.basics import patch
-from .core import as_tensor, make_generator
+from .core import as_tensor, make_generator, resolve_device
 from .streaming import merged_moments
 from .io import save_checkpoint, load_checkpoint, load_state, diff_config
 from .schedule import Schedule, TableSchedule, schedule_from_config
@@ -171,10 +171,10 @@ def from_config(cls:Denoiser, cfg:dict):
     return den
 
 @patch(cls_method=True)
-def load(cls:Denoiser, path, device='cpu'):
-    "Rebuild a denoiser from the folder `path`."
+def load(cls:Denoiser, path, device=None):
+    "Rebuild a denoiser from the folder `path`, on `device` (default: CUDA when available, else the CPU; see `core.resolve_device`)."
     cfg, state = load_checkpoint(path, 'Denoiser')
-    return load_state(cls.from_config(cfg), state, f'checkpoint {path}').to(device).eval()
+    return load_state(cls.from_config(cfg), state, f'checkpoint {path}').to(resolve_device(device)).eval()
 
 # %% ../nbs/08_denoiser.ipynb #1cfac318
 @torch.no_grad()
@@ -248,7 +248,7 @@ def from_diffusers(cls:Denoiser, unet:nn.Module, # a diffusers `UNet2DModel`
     return cls(DiffusersEps(unet, sch, pred), sch, scale_input=False, data_shape=_data_shape(unet))
 
 def load_diffusers(path, # folder written by `save_pretrained`: a pipeline (`unet/`, `scheduler/`) or one model with its scheduler config
-                   device='cpu', # where the denoiser goes
+                   device=None, # where the denoiser goes (default: CUDA when available, else the CPU)
                   ) -> Denoiser:
     "Load a pretrained diffusers UNet and scheduler from a local folder as a `Denoiser` (no download)."
     d = _diffusers(); path = Path(path)
@@ -261,4 +261,4 @@ def load_diffusers(path, # folder written by `save_pretrained`: a pipeline (`une
                                 "the denoiser yourself with `Denoiser.from_diffusers(unet, scheduler)`")
     unet = d.UNet2DModel.from_pretrained(sub, local_files_only=True)
     scheduler = d.DDPMScheduler.from_pretrained(sched, local_files_only=True)
-    return Denoiser.from_diffusers(unet, scheduler).to(device).eval()
+    return Denoiser.from_diffusers(unet, scheduler).to(resolve_device(device)).eval()

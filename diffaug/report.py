@@ -13,7 +13,7 @@ import pandas as pd
 import torch
 import diffaug
 from .io import write_atomic, write_text_atomic, check_output_folder
-from .core import check_device, check_int, Seeds
+from .core import check_int, Seeds, resolve_device
 from .classifier import DE_STEPS
 
 # %% auto #0
@@ -604,7 +604,7 @@ def run_demo(out:str|Path='diffaug-demo', # output folder
             ) -> Path:
     "Run the demo parts and write `report.md` with their figures into `out`."
     out = check_output_folder(out, 'out')  # everything is checked before any work
-    device = str(check_device(device)) if device is not None else ('cuda' if torch.cuda.is_available() else 'cpu')
+    device = str(resolve_device(device))  # no data given: the fastest device unless `device` says otherwise
     random_state = check_int(random_state, 'random_state (--seed)', min=0)
     parts = parts or list(DEMO_PARTS)
     unknown = [p for p in parts if p not in DEMO_PARTS]

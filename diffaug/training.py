@@ -10,7 +10,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 from fastai.callback.core import Callback
-from .core import as_tensor, Seeds, torch_seed, check_int, check_number, check_device, check_channels_first
+from .core import as_tensor, Seeds, torch_seed, check_int, check_number, check_channels_first, resolve_device
 from .learner import tensor_learner, fit_learner, EMA
 from .schedule import Schedule, VPSchedule
 from .nets import ResMLP, UNet
@@ -95,11 +95,12 @@ def train_denoiser(x, # clean training data, `(N, D)` vectors or `(N, C, H, W)` 
                    valid_pct:float=0.1, # fraction held out for the validation loss
                    random_state:int=0, # root seed of the split, initialisation, steps and noise (see `Seeds`)
                    progress:bool=True, # show progress bars and the epoch table
-                   device=None, # where to train (default: where `x` is)
+                   device=None, # where to train (default: where `x` is; arrays and rows on disk: CUDA when available; see `core.resolve_device`)
                    cbs:list|None=None, # extra fastai callbacks
                   ) -> Denoiser:
     "Train an eps-prediction denoiser on `x` with fastai and return its EMA copy."
     check_channels_first(tuple(getattr(x, 'shape', ())), 'x')
+    device = resolve_device(device, x)  # before `x` becomes a CPU tensor: arrays go to the fastest device
     streamed = hasattr(x, 'chunks')  # a `data.RowSource`: rows are read from it one batch at a time
     if streamed:
         if len(x) < 2: raise ValueError(f"x has {len(x)} rows; at least 2 needed")
@@ -110,7 +111,6 @@ def train_denoiser(x, # clean training data, `(N, D)` vectors or `(N, C, H, W)` 
     ema = check_number(ema, 'ema', 0, 1, max_open=True)
     valid_pct = check_number(valid_pct, 'valid_pct', 0, 1, max_open=True)
     random_state = check_int(random_state, 'random_state', min=0)
-    device = check_device(device) if device is not None else x.device
     if net is not None and not isinstance(net, nn.Module): raise TypeError(f"net must be a torch module, got {type(net).__name__}")
     if schedule is not None and not isinstance(schedule, Schedule):
         raise TypeError(f"schedule must be a diffaug Schedule (e.g. `VPSchedule()`), got {type(schedule).__name__}")
