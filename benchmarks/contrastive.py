@@ -75,7 +75,7 @@ def fit_self_control(x, sched, seed, args, **kw):
     replaced, with probability `lam`, by the item itself. The E1 phase (same seeds) and the E2 phases (same seeds, same
     optimiser choice) are DiffAug's, so what DiffAug gains over this control is owed to the generated views, not to
     weaker augmentation or the restarts."""
-    m = DiffAug(epochs=sched, rounds=args.rounds, lam=args.lam, loss='soft', random_state=seed, device='cpu', progress=False, **kw)
+    m = DiffAug(epochs=sched, rounds=args.rounds, loss='soft', random_state=seed, device='cpu', progress=False, **kw, views=dict(lam=args.lam))
     xs, views, learn = m.setup(x)
     plan = [p for p in m.plan(xs, views, learn, e2_views=SelfViews(views, args.lam)) if p.name in ('E1', 'E2')]
     m.history, m.phase_times = run_phases(plan, None)
@@ -94,12 +94,11 @@ def run_dataset(name, seeds, args):
                            ('self_control', {})]:
             if args.methods and method not in args.methods: continue
             t0 = time.time()
-            if x.ndim == 4: kw = dict(kw, encoder_kw={'width': args.image_width})
+            if x.ndim == 4: kw = dict(kw, encoder=dict(net={'width': args.image_width}))
             if method == 'self_control':
                 m = fit_self_control(x, sched, seed, args, **kw)
             else:
-                m = DiffAug(epochs=sched, rounds=args.rounds, lam=args.lam, generator=dict(steps=args.ddim_steps),
-                            random_state=seed, device='cpu', progress=False, **kw).fit(x)
+                m = DiffAug(epochs=sched, rounds=args.rounds, random_state=seed, device='cpu', progress=False, **kw, views=dict(lam=args.lam), gen=dict(steps=args.ddim_steps)).fit(x)
             total = time.time() - t0
             embs[method] = (m.transform(x), dict(m.phase_times, total=total, epochs='/'.join(map(str, m.epochs_))))
             if method == 'diffaug' and seed == seeds[0]: models[name] = (m, x)

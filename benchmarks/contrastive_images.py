@@ -50,8 +50,8 @@ def main():
     x = images(n, args.cifar)
     name = torch.cuda.get_device_name(dev) if cuda else f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
     e1, em, e2 = args.epochs
-    m = DiffAug(epochs=(e1, em, e2), bs=args.bs, generator=dict(bs=args.gen_bs), encoder_kw={'width': width}, device=dev,
-                random_state=0, progress=False)
+    m = DiffAug(epochs=(e1, em, e2), device=dev,
+                random_state=0, progress=False, encoder=dict(bs=args.bs, net={'width': width}), gen=dict(bs=args.gen_bs))
     t0 = time.time(); m.fit(x); total = time.time() - t0
     pt = m.phase_times
     rows = [dict(what='E1 encoder', value=n * e1 / pt['E1'], unit='originals/s'),

@@ -33,10 +33,10 @@ def score(model, xs, labels, seed, metrics):
 def sweep_seed(x, labels, seed, args, check=False):
     "Rows `(arm, lam, round, label, metrics..., seconds)` for one seed."
     sched = schedule(len(x), args.quick)
-    kw = dict(encoder_kw={'width': args.image_width}) if x.ndim == 4 else {}
+    kw = dict(encoder=dict(net={'width': args.image_width})) if x.ndim == 4 else {}
     def arm_model(lam):
         "A DiffAug of this seed, set up (data, model, Learner) and planned; the plan's phases are run by the caller."
-        m = DiffAug(epochs=sched, rounds=args.rounds, lam=lam, random_state=seed, device='cpu', progress=False, **kw)
+        m = DiffAug(epochs=sched, rounds=args.rounds, random_state=seed, device='cpu', progress=False, **kw, views=dict(lam=lam))
         xs, views, learn = m.setup(x)
         return m, xs, views, learn
     base, xs, views, learn = arm_model(args.lams[0])
@@ -59,7 +59,7 @@ def sweep_seed(x, labels, seed, args, check=False):
             t0 = time.time(); run_phases([p], None); spent += time.time() - t0
             if p.name != 'E2': continue
             if check and arm == 'diffaug' and p.round == 0 and lam == args.lams[0]:
-                ref = DiffAug(epochs=sched, lam=lam, random_state=seed, device='cpu', progress=False, **kw).fit(x)
+                ref = DiffAug(epochs=sched, random_state=seed, device='cpu', progress=False, **kw, views=dict(lam=lam)).fit(x)
                 diff = float((ref.model.embed(xs) - m.model.embed(xs)).abs().max())
                 assert diff == 0, f"the sweep's diffaug arm differs from DiffAug.fit by {diff}"
                 print(f"[check] sweep arm == DiffAug(lam={lam}).fit after one round (max |dz| = 0)", flush=True)

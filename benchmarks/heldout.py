@@ -28,7 +28,7 @@ from diffaug.report import md_table
 from contrastive import load, zscore, pca
 from levers import score, SCORES, SMOKE
 from scale import atlas_chunks
-from diffaug.contrastive import DiffAug
+from diffaug.contrastive import DiffAug, group_settings
 
 def load_atlas(n_cells=3000, n_genes=2000, seed=0):
     "`(log-normalised X, counts, cell types)` of the synthetic atlas."
@@ -45,7 +45,7 @@ def v0_kw(v0:dict, n:int) -> dict:
 def fit_diffaug(x, seed, **kw):
     if SMOKE: kw['epochs'] = (1, 1, 1)
     t0 = time.time()
-    m = DiffAug(random_state=seed, progress=False, device='cpu', **kw).fit(x)
+    m = DiffAug(random_state=seed, progress=False, device='cpu', **group_settings(kw)).fit(x)  # `--v0` settings are written flat
     return m.transform(x), time.time() - t0
 
 def fit_scvi(counts, seed, max_epochs):

@@ -25,7 +25,7 @@ import argparse, os, sys, time
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 
-from diffaug.contrastive import DiffAug, auto_epochs, DEFAULT_BS
+from diffaug.contrastive import DiffAug, auto_epochs, group_settings, DEFAULT_BS
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import write_text_atomic, machine_line
 from diffaug.report import md_table
@@ -67,7 +67,7 @@ def embed(x, seed, augment, spec, device='cpu'):
         spec['epochs'] = tuple(max(1, round(v * scale)) for v in auto_epochs(len(xin), bs))
     if SMOKE: spec['epochs'] = (1, 1, 1)
     t0 = time.time()
-    m = DiffAug(augment=augment, random_state=seed, progress=False, device=device, **spec).fit(xin)
+    m = DiffAug(augment=augment, random_state=seed, progress=False, device=device, **group_settings(spec)).fit(xin)  # the variants are written flat
     z = m.transform(xin)
     with torch.no_grad(): h = m.model.eval().head(torch.as_tensor(z, device=m.device)).cpu().numpy()
     return z, h, time.time() - t0

@@ -79,7 +79,7 @@ def run_one(path:str, backed:bool, epochs:list, threads:int, seed:int, device:st
     t_read = time.perf_counter() - t0
     from diffaug.tl import embed
     t1 = time.perf_counter()
-    embed(adata, epochs=tuple(epochs), random_state=seed, progress=False, device=device, **({} if bs is None else {'bs': bs}))
+    embed(adata, epochs=tuple(epochs), random_state=seed, progress=False, device=device, **({} if bs is None else {'encoder': {'bs': bs}}))
     total = time.perf_counter() - t1
     phases = {k: float(v) for k, v in adata.uns['X_diffaug']['phase_seconds'].items()}
     return dict(read_s=t_read, embed_s=total, phases=phases, peak_rss_gb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,

@@ -4,7 +4,7 @@
 
 # %% ../nbs/25_cli.ipynb #23f52a58
 from __future__ import annotations
-import argparse, ast, inspect, sys
+import argparse, ast, inspect, re, sys
 from fastcore.docments import docments
 
 # %% auto #0
@@ -12,9 +12,13 @@ __all__ = ['add_api_options', 'main']
 
 # %% ../nbs/25_cli.ipynb #46de1e68
 def _literal(s:str):
-    "A command-line value as a Python literal when it parses as one, else the string itself."
+    "A command-line value as a Python literal when it parses as one; `key=value,key=value` as a dict (for the setting groups); else the string itself."
     try: return ast.literal_eval(s)
-    except (ValueError, SyntaxError): return s
+    except (ValueError, SyntaxError): pass
+    if re.fullmatch(r'\s*[A-Za-z_]\w*\s*=.*', s, re.S):  # e.g. `--gen steps=20,sampler=ddpm` or `--encoder bs=64`
+        pairs = re.split(r',\s*(?=[A-Za-z_]\w*\s*=)', s)
+        return {k.strip(): _literal(v.strip()) for k, v in (p.split('=', 1) for p in pairs)}
+    return s
 
 def add_api_options(p:argparse.ArgumentParser, # parser to extend
                     f, # function whose keyword parameters become `--options`

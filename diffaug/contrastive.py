@@ -6,7 +6,7 @@
 from __future__ import annotations
 import copy, math
 from pathlib import Path
-from dataclasses import dataclass, asdict
+from dataclasses import dataclass, asdict, field
 from functools import partial
 import numpy as np, pandas as pd
 import torch
@@ -27,8 +27,10 @@ from .rows import VectorScaler, RowSource
 from .augment import KNNMix, ImageViews, ViewBank, GeneratedViews, DEFAULT_LAM
 
 # %% auto #0
-__all__ = ['DEFAULT_BS', 'DEFAULT_LR', 'DEFAULT_WD', 'GEN_BS', 'GEN_LR', 'ContrastiveViewsCB', 'PairLoss', 'encoder_learner',
-           'fit_encoder', 'BankViews', 'fit_generator', 'auto_epochs', 'GeneratorSettings', 'DiffAug', 'BankRefreshCB']
+__all__ = ['DEFAULT_BS', 'DEFAULT_LR', 'DEFAULT_WD', 'GEN_BS', 'GEN_LR', 'SETTINGS', 'MOVED_SETTINGS', 'ContrastiveViewsCB',
+           'PairLoss', 'encoder_learner', 'fit_encoder', 'BankViews', 'fit_generator', 'auto_epochs', 'EncoderSettings',
+           'ViewSettings', 'GeneratorSettings', 'LossSettings', 'settings_group', 'DiffAug', 'BankRefreshCB',
+           'group_settings']
 
 # %% ../nbs/17_contrastive.ipynb #defs0002
 DEFAULT_BS = 128  # the encoder's batch cap; on pbmc68k, batches of 128 clustered better than the old cap's 350 (K-means/ARI +5 points, 5 seeds; benchmarks/levers.py)
@@ -152,18 +154,87 @@ def auto_epochs(n:int, # number of training items
     return e, max(math.ceil(m_steps / gspe), max(1, min(5, m_budget // gspe))), e
 
 # %% ../nbs/17_contrastive.ipynb #e1d900ed
-@dataclass
+@dataclass(kw_only=True)
+class EncoderSettings:
+    "The semantic encoder and its training in the E phases."
+    bs:int|None=None # batch size (default `min(DEFAULT_BS, ceil(N/2))`; earlier versions used `min(500, ceil(N/2))`)
+    lr:float=DEFAULT_LR # learning rate (AdamW)
+    wd:float=DEFAULT_WD # weight decay
+    keep_opt:bool=False # carry AdamW's state from one encoder phase to the next (False: a fresh optimiser per phase)
+    net:dict=field(default_factory=dict) # extra arguments of `make_encoder_head`, e.g. `{'width': 16}` for images
+
+@dataclass(kw_only=True)
+class ViewSettings:
+    "The views: kNN-mix for vectors, the share of generated views in E2, and the scaling of vectors into [-1, 1]."
+    k:int=5 # neighbours of kNN-mix
+    n_pcs:int=50 # PCA components of the kNN graph
+    lam:float=DEFAULT_LAM # probability that an E2 view is a generated one
+    scaler:dict=field(default_factory=dict) # arguments of the `VectorScaler` of vector data, e.g. `{'clip': 10}` (empty: z-scores / 3, clamped)
+
+@dataclass(kw_only=True)
 class GeneratorSettings:
-    "Settings of DiffAug's conditional generator (M phase) and of its bank of generated views."
-    bs:int=GEN_BS # generator batch size
-    lr:float=GEN_LR # generator peak learning rate (one cycle)
+    "DiffAug's conditional generator (M phase) and its bank of generated views."
+    bs:int=GEN_BS # batch size
+    lr:float=GEN_LR # peak learning rate (one cycle)
     sampler:str='ddim' # bank sampler: 'ddim' (fast, a labelled speed-up) or 'ddpm' (the reference, T steps)
     steps:int=10 # DDIM steps
     n_views:int=1 # generated views per item in the bank
     refresh_every:int|None=None # also regenerate the bank every this many E2 epochs (None: once per round)
     bank:str='auto' # 'stored' (a bank of every item's views), 'on_demand' (views drawn per batch, O(N k) memory), 'auto' (on_demand for streamed data)
 
+@dataclass(kw_only=True)
+class LossSettings:
+    "The contrastive loss."
+    kind:str='soft' # 'soft' (DiffAug's soft contrastive loss) or 'ntxent' (SimCLR)
+    params:dict=field(default_factory=dict) # arguments of the loss, e.g. `{'nu_latent': 0.01}` (empty: the paper's values)
+
+SETTINGS = {'encoder': EncoderSettings, 'views': ViewSettings, 'gen': GeneratorSettings, 'loss': LossSettings}
 _AUGMENTS, _LOSSES = ('diffaug', 'knnmix'), {'soft': SoftContrastiveLoss, 'ntxent': NTXentLoss}
+
+def settings_group(name:str, # the group: 'encoder', 'views', 'gen' or 'loss'
+                   value=None, # None (the defaults), a dict of some of its fields, or the settings object; for 'loss' also its kind
+                  ):
+    "The checked settings object of group `name` from what a user gave (see `SETTINGS`)."
+    cls = SETTINGS[name]
+    if value is None: value = cls()
+    elif name == 'loss' and isinstance(value, str): value = cls(kind=value)
+    elif isinstance(value, dict):
+        unknown = sorted(set(value) - set(cls.__dataclass_fields__))
+        if unknown: raise ValueError(f"unknown {name} settings {unknown}; known: {list(cls.__dataclass_fields__)}")
+        value = cls(**value)
+    if not isinstance(value, cls):
+        raise TypeError(f"{name} must be a {cls.__name__} or a dict of its fields{' (or the loss kind)' if name == 'loss' else ''}, got {type(value).__name__}")
+    return _CHECKS[name](value)
+
+def _check_dict(v, what):
+    if not isinstance(v, dict): raise TypeError(f"{what} must be a dict, got {type(v).__name__}")
+    return dict(v)
+
+def _check_encoder(s):
+    return EncoderSettings(bs=None if s.bs is None else check_int(s.bs, 'encoder bs', min=2), lr=check_number(s.lr, 'encoder lr', min=0, min_open=True),
+                           wd=check_number(s.wd, 'encoder wd', min=0), keep_opt=bool(s.keep_opt), net=_check_dict(s.net, 'encoder net'))
+
+def _check_views(s):
+    scaler = _check_dict(s.scaler, 'views scaler')
+    try: VectorScaler(**scaler)
+    except TypeError as e: raise ValueError(f"views scaler {scaler} does not fit VectorScaler: {e}") from None
+    return ViewSettings(k=check_int(s.k, 'views k', min=1), n_pcs=check_int(s.n_pcs, 'views n_pcs', min=1), lam=check_number(s.lam, 'views lam', 0, 1), scaler=scaler)
+
+def _check_gen(g):
+    if g.sampler not in ('ddim', 'ddpm'): raise ValueError(f"gen sampler must be 'ddim' or 'ddpm', got {g.sampler!r}")
+    if g.bank not in ('auto', 'stored', 'on_demand'): raise ValueError(f"gen bank must be 'auto', 'stored' or 'on_demand', got {g.bank!r}")
+    return GeneratorSettings(bank=g.bank, bs=check_int(g.bs, 'gen bs', min=1), lr=check_number(g.lr, 'gen lr', min=0, min_open=True),
+                             sampler=g.sampler, steps=check_int(g.steps, 'gen steps', min=1), n_views=check_int(g.n_views, 'gen n_views', min=1),
+                             refresh_every=None if g.refresh_every is None else check_int(g.refresh_every, 'gen refresh_every', min=1))
+
+def _check_loss(s):
+    if s.kind not in _LOSSES: raise ValueError(f"loss must be one of {tuple(_LOSSES)}, got {s.kind!r}")
+    params = _check_dict(s.params, 'loss params')
+    try: _LOSSES[s.kind](**params)  # unknown or bad loss settings fail here, before any training
+    except TypeError as e: raise ValueError(f"loss params {params} do not fit loss {s.kind!r}: {e}") from None
+    return LossSettings(kind=s.kind, params=params)
+
+_CHECKS = {'encoder': _check_encoder, 'views': _check_views, 'gen': _check_gen, 'loss': _check_loss}
 
 def _check_epochs(epochs, augment):
     "None, a positive whole number, or three whole numbers `(E1, M, E2)` (E1 and, for DiffAug, M and E2 positive)."
@@ -178,65 +249,32 @@ def _check_epochs(epochs, augment):
         return (e1, em, e2)
     return check_int(epochs, 'epochs', min=1)
 
-def _check_generator(g:GeneratorSettings) -> GeneratorSettings:
-    "Settings of the generator, checked field by field."
-    if g.sampler not in ('ddim', 'ddpm'): raise ValueError(f"generator sampler must be 'ddim' or 'ddpm', got {g.sampler!r}")
-    if g.bank not in ('auto', 'stored', 'on_demand'): raise ValueError(f"generator bank must be 'auto', 'stored' or 'on_demand', got {g.bank!r}")
-    return GeneratorSettings(bank=g.bank, bs=check_int(g.bs, 'generator bs', min=1), lr=check_number(g.lr, 'generator lr', min=0, min_open=True),
-                             sampler=g.sampler, steps=check_int(g.steps, 'generator steps', min=1),
-                             n_views=check_int(g.n_views, 'generator n_views', min=1),
-                             refresh_every=None if g.refresh_every is None else check_int(g.refresh_every, 'generator refresh_every', min=1))
-
 def _param_copy(m): return {k: v.detach().clone() for k, v in m.state_dict().items()}
 
 class DiffAug:
     "DiffAug contrastive embedding (Zang et al. 2023): E1 -> (M -> E2) x rounds, or kNN-mix views only."
     def __init__(self, *,
-                 n_latent:int=50, # size of the embedding z
                  augment:str='diffaug', # 'diffaug' (E-M-E) or 'knnmix' (ordinary views only, the baseline)
-                 loss:str='soft', # 'soft' (DiffAug's soft contrastive loss) or 'ntxent' (SimCLR)
-                 loss_kw:dict|None=None, # arguments of the loss, e.g. `{'nu_latent': 0.01}` (None: the paper's values)
-                 scaler_kw:dict|None=None, # arguments of the `VectorScaler` of vector data, e.g. `{'clip': 10}` (None: z-scores / 3, clamped)
+                 n_latent:int=50, # size of the embedding z
                  epochs:int|tuple|None=None, # None: by data size; N: at most N epochs in every phase (N per E phase); or `(E1, M, E2)`
                  rounds:int=1, # number of M -> E2 rounds
-                 lam:float=DEFAULT_LAM, # probability that an E2 view is a generated one
-                 bs:int|None=None, # encoder batch size (default `min(128, ceil(N/2))`; earlier versions used `min(500, ceil(N/2))`)
-                 lr:float=DEFAULT_LR, # encoder learning rate (AdamW)
-                 wd:float=DEFAULT_WD, # encoder weight decay
-                 keep_opt:bool=False, # carry AdamW's state from one encoder phase to the next (False: fresh per phase)
-                 k:int=5, # neighbours of kNN-mix
-                 n_pcs:int=50, # PCA components of the kNN graph
-                 generator:GeneratorSettings|dict|None=None, # generator and bank settings (`GeneratorSettings` or its fields)
-                 encoder_kw:dict|None=None, # extra arguments of `make_encoder_head` (e.g. `width` for images)
+                 encoder:EncoderSettings|dict|None=None, # the encoder's training: `bs`, `lr`, `wd`, `keep_opt`, `net` (see `EncoderSettings`)
+                 views:ViewSettings|dict|None=None, # the views: `k`, `n_pcs`, `lam`, `scaler` (see `ViewSettings`)
+                 gen:GeneratorSettings|dict|None=None, # the generator and its bank: `bs`, `lr`, `sampler`, `steps`, ... (see `GeneratorSettings`)
+                 loss:LossSettings|dict|str|None=None, # the loss: `kind` ('soft' or 'ntxent') and `params` (see `LossSettings`)
                  random_state:int=0, # root seed of everything (see `Seeds`)
                  device=None, # device (default: where `x` is; arrays, AnnData and rows on disk: CUDA when available; see `core.resolve_device`)
                  progress:bool=True, # show progress and a line per phase
                 ):
         if augment not in _AUGMENTS: raise ValueError(f"augment must be one of {_AUGMENTS}, got {augment!r}")
-        if loss not in _LOSSES: raise ValueError(f"loss must be one of {tuple(_LOSSES)}, got {loss!r}")
-        if loss_kw is not None and not isinstance(loss_kw, dict): raise TypeError(f"loss_kw must be a dict, got {type(loss_kw).__name__}")
-        try: _LOSSES[loss](**(loss_kw or {}))  # unknown or bad loss settings fail here, before any training
-        except TypeError as e: raise ValueError(f"loss_kw {loss_kw} does not fit loss={loss!r}: {e}") from None
-        if scaler_kw is not None and not isinstance(scaler_kw, dict): raise TypeError(f"scaler_kw must be a dict, got {type(scaler_kw).__name__}")
-        try: VectorScaler(**(scaler_kw or {}))
-        except TypeError as e: raise ValueError(f"scaler_kw {scaler_kw} does not fit VectorScaler: {e}") from None
-        n_latent, rounds, k, n_pcs = (check_int(n_latent, 'n_latent', min=1), check_int(rounds, 'rounds', min=1),
-                                      check_int(k, 'k', min=1), check_int(n_pcs, 'n_pcs', min=1))
-        lam, lr, wd = check_number(lam, 'lam', 0, 1), check_number(lr, 'lr', min=0, min_open=True), check_number(wd, 'wd', min=0)
-        bs = None if bs is None else check_int(bs, 'bs', min=2)
+        self.encoder_, self.views_, self.gen_, self.loss_ = (settings_group(n, v) for n, v in
+                                                             (('encoder', encoder), ('views', views), ('gen', gen), ('loss', loss)))
+        n_latent, rounds = check_int(n_latent, 'n_latent', min=1), check_int(rounds, 'rounds', min=1)
         random_state = check_int(random_state, 'random_state', min=0)
         epochs = _check_epochs(epochs, augment)
-        if encoder_kw is not None and not isinstance(encoder_kw, dict): raise TypeError(f"encoder_kw must be a dict, got {type(encoder_kw).__name__}")
-        if isinstance(generator, dict):
-            unknown = set(generator) - set(GeneratorSettings.__dataclass_fields__)
-            if unknown: raise ValueError(f"unknown generator settings {sorted(unknown)}; known: {list(GeneratorSettings.__dataclass_fields__)}")
-            generator = GeneratorSettings(**generator)
-        if generator is not None and not isinstance(generator, GeneratorSettings):
-            raise TypeError(f"generator must be a GeneratorSettings or a dict of its fields, got {type(generator).__name__}")
-        self.gen_settings = _check_generator(generator or GeneratorSettings())
-        self.config = dict(n_latent=n_latent, augment=augment, loss=loss, loss_kw=dict(loss_kw or {}), scaler_kw=dict(scaler_kw or {}), epochs=list(epochs) if isinstance(epochs, (tuple, list)) else epochs,
-                           rounds=rounds, lam=lam, bs=bs, lr=lr, wd=wd, keep_opt=keep_opt, k=k, n_pcs=n_pcs,
-                           generator=asdict(self.gen_settings), encoder_kw=encoder_kw or {}, random_state=random_state)
+        self.config = dict(augment=augment, n_latent=n_latent, epochs=list(epochs) if isinstance(epochs, (tuple, list)) else epochs,
+                           rounds=rounds, encoder=asdict(self.encoder_), views=asdict(self.views_), gen=asdict(self.gen_),
+                           loss=asdict(self.loss_), random_state=random_state)
         self.device = check_device(device)  # None: decided by `resolve_device` when the data arrive (`prepare`)
         self.progress = progress
         self.model = self.generator = self.scaler = self.bank = None
@@ -257,22 +295,22 @@ def prepare(self:DiffAug, x):
     if not self.streamed_: x = as_tensor(x, 'x', ndim=(2, 4))
     n = len(x)
     if x[0].numel() == 0: raise ValueError(f"x has no features: shape {tuple(x.shape)}; DiffAug needs at least one")
-    if n < max(c['k'] + 1, 4):
-        raise ValueError(f"x has {n} rows; DiffAug needs at least max(k + 1, 4) = {max(c['k'] + 1, 4)} "
-                         f"(kNN-mix uses k={c['k']} neighbours); give more data or lower k")
-    bs = c['bs'] if c['bs'] is not None else min(DEFAULT_BS, math.ceil(n / 2))
-    if bs > n: raise ValueError(f"x has {n} rows, fewer than the batch size bs={bs}; lower bs to at most {n}")
+    if n < max(self.views_.k + 1, 4):
+        raise ValueError(f"x has {n} rows; DiffAug needs at least max(k + 1, 4) = {max(self.views_.k + 1, 4)} "
+                         f"(kNN-mix uses k={self.views_.k} neighbours); give more data or lower k, e.g. views=dict(k=3)")
+    bs = self.encoder_.bs if self.encoder_.bs is not None else min(DEFAULT_BS, math.ceil(n / 2))
+    if bs > n: raise ValueError(f"x has {n} rows, fewer than the batch size bs={bs}; lower encoder bs to at most {n}, e.g. encoder=dict(bs={n})")
     if bs < 2: raise ValueError(f"bs must be at least 2 (BatchNorm needs two rows), got {bs}")
     if self.streamed_:
-        self.scaler = VectorScaler(**c.get('scaler_kw', {})).fit(x); xs = x.with_transform(self.scaler.transform)
-        kind, views = 'mlp', KNNMix(xs, k=c['k'], n_pcs=c['n_pcs'], random_state=c['random_state'])
+        self.scaler = VectorScaler(**self.views_.scaler).fit(x); xs = x.with_transform(self.scaler.transform)
+        kind, views = 'mlp', KNNMix(xs, k=self.views_.k, n_pcs=self.views_.n_pcs, random_state=c['random_state'])
     elif x.ndim == 2:
-        self.scaler = VectorScaler(**c.get('scaler_kw', {})).fit(x); xs = self.scaler.transform(x)
-        kind, views = 'mlp', KNNMix(xs, k=c['k'], n_pcs=c['n_pcs'], random_state=c['random_state'])
+        self.scaler = VectorScaler(**self.views_.scaler).fit(x); xs = self.scaler.transform(x)
+        kind, views = 'mlp', KNNMix(xs, k=self.views_.k, n_pcs=self.views_.n_pcs, random_state=c['random_state'])
     else:
         if x.abs().max() > 1.5: raise ValueError("images must be scaled to [-1, 1] first (e.g. `x / 127.5 - 1`)")
         self.scaler, xs, kind, views = None, x, 'resnet18', ImageViews()
-    e, auto = c['epochs'], auto_epochs(n, bs, self.gen_settings.bs)
+    e, auto = c['epochs'], auto_epochs(n, bs, self.gen_.bs)
     e1, em, e2 = auto if e is None else (e, min(e, auto[1]), e) if isinstance(e, int) else tuple(e)  # N bounds every phase
     if c['augment'] == 'knnmix':  # one encoder phase: as many epochs as DiffAug's E1 + E2 phases (N for `epochs=N`)
         e1, em, e2 = (e if isinstance(e, int) else e1 + c['rounds'] * e2), 0, 0
@@ -286,10 +324,10 @@ def plan(self:DiffAug, xs:torch.Tensor, # scaled training data (from `prepare`)
          e2_views=None, # view maker of the E2 phases (default: `BankViews` of `views` and the generated bank)
         ) -> list:
     "The training plan: E1, then (M, bank, E2) for each round (E1 only for augment='knnmix')."
-    c, gs, seeds = self.config, self.gen_settings, Seeds(self.config['random_state'])
+    c, gs, seeds = self.config, self.gen_, Seeds(self.config['random_state'])
     e1, em, e2 = self.epochs_
     def encoder(vw, epochs, sd, cbs=()):
-        h = fit_encoder(self.model, xs, vw, None, epochs, random_state=sd.seed(), learn=learn, cbs=list(cbs), reset_opt=not c['keep_opt'])
+        h = fit_encoder(self.model, xs, vw, None, epochs, random_state=sd.seed(), learn=learn, cbs=list(cbs), reset_opt=not self.encoder_.keep_opt)
         return h, f"{epochs} epochs, loss {h.loss.iloc[-max(1, len(h) // 10):].mean():.4f}"
     def generator(r):
         net = self.generator.net if self.generator is not None else None
@@ -308,7 +346,7 @@ def plan(self:DiffAug, xs:torch.Tensor, # scaled training data (from `prepare`)
         for r in range(c['rounds']):
             refresh = [BankRefreshCB(self, xs, gs.refresh_every, seeds.generator('refresh', r))] if gs.refresh_every else []
             plan += [Phase('M', partial(generator, r), r), Phase('bank', partial(bank, r), r),
-                     Phase('E2', partial(encoder, e2_views or BankViews(views, self.bank, c['lam']), e2, seeds.child('E2', r), refresh), r)]
+                     Phase('E2', partial(encoder, e2_views or BankViews(views, self.bank, self.views_.lam), e2, seeds.child('E2', r), refresh), r)]
     return plan
 
 @patch
@@ -318,9 +356,9 @@ def setup(self:DiffAug, x, # training data: vectors `(N, D)` or images `(N, C, H
     c, seeds = self.config, Seeds(self.config['random_state'])
     xs, views = self.prepare(x)
     with torch_seed(seeds.seed('init')):
-        self.model = make_encoder_head(self.kind, self.in_shape, n_latent=c['n_latent'], **c['encoder_kw']).to(self.device)
+        self.model = make_encoder_head(self.kind, self.in_shape, n_latent=c['n_latent'], **self.encoder_.net).to(self.device)
     self.generator = None
-    learn = encoder_learner(self.model, xs, _LOSSES[c['loss']](**c.get('loss_kw', {})), bs=self.bs_, lr=c['lr'], wd=c['wd'], random_state=seeds.seed('data'))
+    learn = encoder_learner(self.model, xs, _LOSSES[self.loss_.kind](**self.loss_.params), bs=self.bs_, lr=self.encoder_.lr, wd=self.encoder_.wd, random_state=seeds.seed('data'))
     return xs, views, learn
 
 @patch
@@ -372,7 +410,7 @@ def generate_views(self:DiffAug, x, # data with the training features
     n = check_int(n, 'n', min=1)
     x = as_tensor(x, 'x', ndim=len(self.in_shape) + 1)
     xs = self.scaler.transform(x) if self.scaler is not None else x
-    bank = ViewBank(len(xs), n_views=n, sampler=self.gen_settings.sampler, steps=self.gen_settings.steps).set_shape(self.in_shape)
+    bank = ViewBank(len(xs), n_views=n, sampler=self.gen_.sampler, steps=self.gen_.steps).set_shape(self.in_shape)
     bank.refresh(self.generator, self.model.embed(xs.to(self.device)), generator=make_generator(random_state))
     v = bank.views
     if self.scaler is not None: v = self.scaler.inverse_transform(v.reshape(-1, v.shape[-1])).reshape(v.shape)
@@ -393,8 +431,25 @@ def save(self:DiffAug, path):
                phase_times=self.phase_times, history=self.history.to_dict('list') if self.history is not None else None)
     return save_checkpoint(path, 'DiffAug', cfg, state)
 
-_OLD_GENERATOR_KEYS = {'gen_bs': 'bs', 'gen_lr': 'lr', 'sampler': 'sampler', 'sampler_steps': 'steps', 'n_views': 'n_views',
-                       'refresh_every': 'refresh_every'}
+MOVED_SETTINGS = {  # diffaug 0.1 took these flat: name -> (group, field) today (None: the whole group)
+    'bs': ('encoder', 'bs'), 'lr': ('encoder', 'lr'), 'wd': ('encoder', 'wd'), 'keep_opt': ('encoder', 'keep_opt'),
+    'encoder_kw': ('encoder', 'net'), 'k': ('views', 'k'), 'n_pcs': ('views', 'n_pcs'), 'lam': ('views', 'lam'),
+    'scaler_kw': ('views', 'scaler'), 'loss_kw': ('loss', 'params'), 'generator': ('gen', None), 'gen_bs': ('gen', 'bs'),
+    'gen_lr': ('gen', 'lr'), 'sampler': ('gen', 'sampler'), 'sampler_steps': ('gen', 'steps'), 'n_views': ('gen', 'n_views'),
+    'refresh_every': ('gen', 'refresh_every')}
+
+def group_settings(s:dict, # settings of `DiffAug`, flat as diffaug 0.1 took them (`bs`, `lam`, `loss_kw`, `generator`, ...) or grouped
+                  ) -> dict:
+    "The same settings in today's groups (`encoder`, `views`, `gen`, `loss`), ready for `DiffAug(**...)`; grouped ones pass unchanged."
+    s = dict(s)
+    if 'generator' in s: s['gen'] = s.pop('generator')  # the whole group, under its new name
+    if isinstance(s.get('loss'), str): s['loss'] = {'kind': s['loss']}
+    for old, (group, key) in MOVED_SETTINGS.items():
+        if old in s:
+            v = s.pop(old)
+            if isinstance(s.get(group, {}), dict): s[group] = {key: v, **s.get(group, {})}  # a new dict: the caller's stays as it was
+    if isinstance(s.get('epochs'), list): s['epochs'] = tuple(s['epochs'])
+    return s
 
 @patch(cls_method=True)
 def load(cls:DiffAug, path, # folder written by `save`
@@ -403,20 +458,17 @@ def load(cls:DiffAug, path, # folder written by `save`
     "Rebuild a trained `DiffAug` from the folder `path`."
     cfg, state = load_checkpoint(path, 'DiffAug')
     cfg, s = (cfg, cfg.get('settings', {})) if isinstance(cfg, dict) else ({}, {})
+    s = group_settings(s) if isinstance(s, dict) else {}
     missing = [k for k in ('settings', 'in_shape', 'kind', 'bs', 'epochs_run', 'scaler', 'generator', 'phase_times', 'history') if k not in cfg]
-    missing += [f'settings.{k}' for k in ('epochs', 'n_latent', 'encoder_kw', 'generator')
-                if 'settings' in cfg and k not in s and not (k == 'generator' and _OLD_GENERATOR_KEYS.keys() & s.keys())]
+    missing += [f'settings.{k}' for k in ('epochs', 'n_latent', 'encoder', 'gen') if 'settings' in cfg and k not in s]
     if s.get('augment') == 'diffaug' and cfg.get('generator', {}) is None: missing.append('generator')  # its generator's settings
-    if missing: raise CheckpointError(f"{Path(path).expanduser()/'config.json'} has no {', '.join(missing)} section: the checkpoint is "
-                                      f"incomplete (edited by hand, or not written by DiffAug.save); save the model again")
-    s = dict(cfg['settings']); s['epochs'] = tuple(s['epochs']) if isinstance(s['epochs'], list) else s['epochs']
-    old = {k: s.pop(k) for k in list(s) if k in _OLD_GENERATOR_KEYS}  # written by diffaug before GeneratorSettings
-    if old: s['generator'] = {_OLD_GENERATOR_KEYS[k]: v for k, v in old.items()}
+    if missing: raise CheckpointError(f"{Path(path).expanduser()/'config.json'} has no {', '.join(missing).replace('settings.gen', 'settings.gen (the generator)')} "
+                                      f"section: the checkpoint is incomplete (edited by hand, or not written by DiffAug.save); save the model again")
     self = cls(**s, device=device, progress=False)
     self.device = resolve_device(self.device)  # no data to follow: the fastest device unless `device` says otherwise
     self.in_shape, self.kind, self.bs_, self.epochs_ = tuple(cfg['in_shape']), cfg['kind'], cfg['bs'], tuple(cfg['epochs_run'])
     self.scaler = VectorScaler.from_state(cfg['scaler']) if cfg['scaler'] is not None else None
-    self.model = make_encoder_head(self.kind, self.in_shape, n_latent=s['n_latent'], **s['encoder_kw'])
+    self.model = make_encoder_head(self.kind, self.in_shape, n_latent=self.config['n_latent'], **self.encoder_.net)
     load_state(self.model, {k[6:]: v for k, v in state.items() if k.startswith('model.')}, f'checkpoint {path}')
     self.model.to(self.device).eval()
     if cfg['generator'] is not None:

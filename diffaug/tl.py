@@ -11,7 +11,7 @@ import anndata
 import diffaug
 from .io import write_atomic, check_output_file
 from .rows import adata_to_tensor, read_h5ad, RowSource
-from .contrastive import DiffAug
+from .contrastive import DiffAug, MOVED_SETTINGS
 
 # %% auto #0
 __all__ = ['embed', 'embed_file']
@@ -31,6 +31,8 @@ _DIFFAUG_ARGS = [k for k in inspect.signature(DiffAug).parameters]
 
 def _check_settings(kwargs):
     unknown = sorted(set(kwargs) - set(_DIFFAUG_ARGS))
+    moved = [f"{k} -> {g}=dict({f}=...)" if f else f"{k} -> {g}=..." for k in unknown if k in MOVED_SETTINGS for g, f in [MOVED_SETTINGS[k]]]
+    if moved: raise TypeError(f"settings now given in groups: {', '.join(moved)} (`diffaug.contrastive.group_settings` converts a dict of flat settings)")
     if unknown: raise TypeError(f"unknown settings {unknown}; embed takes layer, use_rep, key_added, copy and the settings of DiffAug: {_DIFFAUG_ARGS}")
 
 def embed(adata:anndata.AnnData, # cells x genes

@@ -125,7 +125,7 @@ def fx(name):
         FITS[0] = f0; _set_rng(rng)
         if ST.t_call is not None: ST.t_call += time.perf_counter() - t0
 
-DA_FAST = dict(n_latent=4, epochs=(1, 1, 1), progress=False, generator=dict(steps=2))
+DA_FAST = dict(n_latent=4, epochs=(1, 1, 1), progress=False, gen=dict(steps=2))
 
 def digits():
     "96 digit images (N, 1, 8, 8) in [-1, 1] and their labels."
@@ -461,7 +461,7 @@ def error_lines(err:str) -> list:
         if l.strip(): out.append(l)
     return out
 
-CLI_FAST = ['--epochs', '(1,1,1)', '--n-latent', '4', '--generator', "{'steps': 2}", '--no-progress']
+CLI_FAST = ['--epochs', '(1,1,1)', '--n-latent', '4', '--gen', 'steps=2', '--no-progress']
 
 # ---------------------------------------------------------------------------------------------------------------------
 # judging a case

@@ -27,7 +27,7 @@ def _train(kind:str):
         return fit_classifier(x, y, epochs=2, bs=16, valid_pct=0, progress=False).model.state_dict()
     if kind == 'diffaug':  # the whole E-M-E plan: encoder, conditional generator, bank, encoder again
         from diffaug.contrastive import DiffAug
-        m = DiffAug(n_latent=4, epochs=(1, 1, 1), bs=16, generator=dict(bs=16), progress=False, device='cpu').fit(load_table('wine')[0][:64])
+        m = DiffAug(n_latent=4, epochs=(1, 1, 1), progress=False, device='cpu', encoder=dict(bs=16), gen=dict(bs=16)).fit(load_table('wine')[0][:64])
         return {**{f'model.{k}': v for k, v in m.model.state_dict().items()}, **{f'gen.{k}': v for k, v in m.generator.state_dict().items()}}
     from diffaug.encoder import make_encoder_head
     from diffaug.losses import SoftContrastiveLoss

@@ -267,7 +267,7 @@ def checkpoint_cases():
             ck = copy_ck('ck_diffaug'); cfg_edit(edit)(ck)
             with keep_files(ck): return api(DiffAug.load, ck)
         return fn
-    def drop_settings_generator(m): m['config']['settings'].pop('generator'); return m
+    def drop_settings_generator(m): m['config']['settings'].pop('gen'); return m
     def drop_generator(m): m['config'].pop('generator'); return m
     def null_generator(m): m['config']['generator'] = None; return m
     def save_into_other(kind, other):
@@ -294,7 +294,7 @@ def checkpoint_cases():
         case(G, 'DiffAug.load of a folder that does not exist', lambda: api(DiffAug.load, tmpdir() / 'no_such_checkpoint'),
              want=['no_such_checkpoint']),
         case(G, 'load_classifier of a Denoiser checkpoint', denoiser_as_classifier, want=['{ck}', "'Denoiser'"]),
-        case(G, 'DiffAug.load: config.json without its settings.generator section', diffaug_without(drop_settings_generator),
+        case(G, 'DiffAug.load: config.json without its settings.gen (generator) section', diffaug_without(drop_settings_generator),
              want=['{ck}/config.json', 'generator']),
         case(G, 'DiffAug.load: config.json without its generator section', diffaug_without(drop_generator),
              want=['{ck}/config.json', 'generator']),
@@ -341,7 +341,7 @@ def late_cases():
         a = H.adata(); api(tl.embed, a, **dict(DA_FAST, epochs=2)); return a
     def cli_epochs():
         p = h5copy(); out = p.parent / 'out.h5ad'
-        with call(): r = cli(['embed', p, '--out', out, '--epochs', '2', '--n-latent', '4', '--no-progress', '--generator', "{'steps': 2}"])
+        with call(): r = cli(['embed', p, '--out', out, '--epochs', '2', '--n-latent', '4', '--no-progress', '--gen', 'steps=2'])
         r.path = out; return r
     proc = lambda d: Path('/proc/diffaug-bad-inputs.h5ad')
     return [
@@ -559,22 +559,22 @@ def args_cases():
         case(G, 'DiffAug(n_latent=0)', DA(n_latent=0), want=['n_latent']),
         case(G, 'DiffAug(n_latent=-5)', DA(n_latent=-5), want=['n_latent']),
         case(G, 'DiffAug(n_latent=2.5)', DA(n_latent=2.5), want=['n_latent']),
-        case(G, 'DiffAug(bs=0)', DA(bs=0), want=[arg('bs')]),
-        case(G, 'DiffAug(bs=1)', DA(bs=1), want=[arg('bs')]),
-        case(G, 'DiffAug(bs=10**9)', DA(bs=10 ** 9), want=[arg('bs')]),
-        case(G, 'DiffAug(lam=1.5)', DA(lam=1.5), want=['lam']),
-        case(G, 'DiffAug(lam=nan)', DA(lam=float('nan')), want=['lam']),
+        case(G, "DiffAug(encoder=dict(bs=0))", DA(encoder=dict(bs=0)), want=[arg('bs')]),
+        case(G, "DiffAug(encoder=dict(bs=1))", DA(encoder=dict(bs=1)), want=[arg('bs')]),
+        case(G, "DiffAug(encoder=dict(bs=10 ** 9))", DA(encoder=dict(bs=10 ** 9)), want=[arg('bs')]),
+        case(G, "DiffAug(views=dict(lam=1.5))", DA(views=dict(lam=1.5)), want=['lam']),
+        case(G, "DiffAug(views=dict(lam=float('nan')))", DA(views=dict(lam=float('nan'))), want=['lam']),
         case(G, 'DiffAug(rounds=0)', DA(rounds=0), want=['rounds']),
-        case(G, 'DiffAug(k=0)', DA(k=0), want=[arg('k')]),
-        case(G, 'DiffAug(k=-1)', DA(k=-1), want=[arg('k')]),
-        case(G, 'DiffAug(k=10**6)', DA(k=10 ** 6), want=[arg('k')]),
-        case(G, 'DiffAug(n_pcs=0)', DA(n_pcs=0), want=['n_pcs', 'at least 1']),
-        case(G, 'DiffAug(n_pcs=-1)', DA(n_pcs=-1), want=['n_pcs']),
+        case(G, "DiffAug(views=dict(k=0))", DA(views=dict(k=0)), want=[arg('k')]),
+        case(G, "DiffAug(views=dict(k=-1))", DA(views=dict(k=-1)), want=[arg('k')]),
+        case(G, "DiffAug(views=dict(k=10 ** 6))", DA(views=dict(k=10 ** 6)), want=[arg('k')]),
+        case(G, "DiffAug(views=dict(n_pcs=0))", DA(views=dict(n_pcs=0)), want=['n_pcs', 'at least 1']),
+        case(G, "DiffAug(views=dict(n_pcs=-1))", DA(views=dict(n_pcs=-1)), want=['n_pcs']),
         case(G, "DiffAug(augment='bogus')", DA(augment='bogus'), want=['augment', 'bogus']),
         case(G, "DiffAug(loss='bogus')", DA(loss='bogus'), want=['loss', 'bogus']),
-        case(G, 'DiffAug(generator=dict(bogus=1))', DA(generator=dict(bogus=1)), want=['bogus']),
-        case(G, 'DiffAug(generator=dict(steps=0))', DA(generator=dict(steps=0)), want=['steps'], early=True),
-        case(G, "DiffAug(generator=dict(sampler='bogus'))", DA(generator=dict(sampler='bogus')), want=['sampler', 'bogus']),
+        case(G, "DiffAug(gen=dict(bogus=1))", DA(gen=dict(bogus=1)), want=['bogus']),
+        case(G, "DiffAug(gen=dict(steps=0))", DA(gen=dict(steps=0)), want=['steps'], early=True),
+        case(G, "DiffAug(gen=dict(sampler='bogus'))", DA(gen=dict(sampler='bogus')), want=['sampler', 'bogus']),
         case(G, 'DiffAug(random_state=-1)', DA(random_state=-1), want=['random_state']),
         case(G, "DiffAug(random_state='a')", DA(random_state='a'), want=['random_state']),
         case(G, 'DiffAug(random_state=1.5)', DA(random_state=1.5), want=['random_state']),
@@ -702,15 +702,16 @@ def cli_cases():
         case(G, 'embed: --epochs abc', ce('--epochs', 'abc'), want=['epochs', 'abc'], cli=True),
         case(G, 'embed: --epochs 0', ce('--epochs', '0'), want=['epochs must be at least 1'], cli=True),
         case(G, 'embed: --n-latent -1', ce('--n-latent', '-1'), want=[('n_latent', 'n-latent'), ('-1',)], cli=True),
-        case(G, 'embed: --lam 2', ce('--lam', '2'), want=['lam must lie in [0, 1]'], cli=True),
+        case(G, 'embed: --views lam=2', ce('--views', 'lam=2'), want=['lam must lie in [0, 1]'], cli=True),
         case(G, 'embed: --device bogus', ce('--device', 'bogus'), want=["device='bogus'"], cli=True),
         case(G, 'embed: --augment bogus', ce('--augment', 'bogus'), want=['augment', 'bogus'], cli=True),
-        case(G, 'embed: --bs 0', ce('--bs', '0'), want=[('bs',)], cli=True),
+        case(G, 'embed: --encoder bs=0', ce('--encoder', 'bs=0'), want=[('bs',)], cli=True),
+        case(G, 'embed: --bs 0 (a setting of the encoder group)', ce('--bs', '0'), want=[('--bs',)], cli=True),
         case(G, 'embed: --random-state -1', ce('--random-state', '-1'), want=[('random_state', 'random-state')], cli=True),
         case(G, 'embed: unknown option --bogus', ce('--bogus', '1'), want=['bogus'], cli=True),
         case(G, 'embed: --use-rep nope', ce('--use-rep', 'nope'), want=['nope'], cli=True),
         case(G, 'embed: --layer nope', ce('--layer', 'nope'), want=['nope'], cli=True),
-        case(G, "embed: --generator \"{'bogus': 1}\"", ce('--generator', "{'bogus': 1}"), want=['bogus'], cli=True),
+        case(G, "embed: --gen bogus=1", ce('--gen', 'bogus=1'), want=['bogus'], cli=True),
         case(G, 'embed: --out missing', lambda: cli(['embed', h5copy()]), want=['--out'], cli=True),
         case(G, 'embed: --out the same file as the input (must stay a valid file)', same_path, expect='ok', cli=True, check=same_ok),
         case(G, 'demo --device bogus (and no output folder left behind)', demo('--device', 'bogus'), want=["device='bogus'"], cli=True, early=True),
@@ -820,10 +821,11 @@ def caller_cases():
         case(G, 'DiffAug.fit leaves the global RNGs', c_da_rng, expect='ok'),
         case(G, 'tl.embed writes obsm/uns and leaves X and obs unchanged', c_embed, expect='ok', check=emb_ok),
         case(G, 'tl.embed(copy=True) leaves the input AnnData entirely unchanged', c_embed_copy, expect='ok', check=emb_ok),
-        case(G, 'failed tl.embed(lam=2) writes nothing into the AnnData', c_embed_fail(lam=2), want=['lam']),
+        case(G, 'failed tl.embed(views=dict(lam=2)) writes nothing into the AnnData', c_embed_fail(views=dict(lam=2)), want=['lam']),
+        case(G, 'tl.embed(lam=2): a flat setting of diffaug 0.1 names its group', c_embed_fail(lam=2), want=['views=dict(lam=']),
         case(G, 'failed tl.embed(n_latent=0) writes nothing into the AnnData', c_embed_fail(n_latent=0), want=['n_latent must be at least 1']),
         case(G, "failed tl.embed(layer='counts') writes nothing into the AnnData", c_embed_fail(layer='counts'), want=["no layer 'counts'"]),
-        case(G, 'failed tl.embed (generator steps=0, fails after E1 and M) writes nothing', c_embed_fail(generator=dict(steps=0)), want=['steps']),
+        case(G, 'failed tl.embed (generator steps=0, fails after E1 and M) writes nothing', c_embed_fail(gen=dict(steps=0)), want=['steps']),
         case(G, 'tl.embed failing in transform (injected) writes nothing', c_embed_fail_inj, injected=True),
         case(G, 'sample_ddim leaves a train-mode denoiser and the global RNGs as they were', c_sample, expect='ok'),
         case(G, "Denoiser.save leaves the denoiser's training flag and requires_grad", c_save_flags, expect='ok'),
@@ -968,7 +970,7 @@ def holdout_cases():
         case(G, 'DiffAug.fit: pandas DataFrame of floats (valid)', lambda: api(dfit, pd.DataFrame(W(), columns=[f'g{j}' for j in range(13)])),
              expect='ok', check=lambda m: None if m.transform(W()).shape == (60, 4) else 'bad embedding'),
         # CLI
-        case(G, "CLI embed --generator \"{'steps': 0}\"", ch('--generator', "{'steps': 0}"), want=['steps'], cli=True, early=True),
+        case(G, "CLI embed --gen steps=0", ch('--gen', 'steps=0'), want=['steps'], cli=True, early=True),
         case(G, 'CLI embed --epochs "(1,2)"', ch('--epochs', '(1,2)'), want=['epochs'], cli=True, early=True),
         case(G, 'CLI embed --n-pcs 0', ch('--n-pcs', '0'), want=[('n_pcs', 'n-pcs')], cli=True, early=True),
         case(G, 'CLI embed: input .h5ad whose X holds a NaN', lambda: ch(x=nan_x())(), want=['NaN'], cli=True, early=True),
