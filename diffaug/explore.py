@@ -117,7 +117,7 @@ def _knn_for(da, x):
     "The kNN-mix view maker that `da` trains with, built on `x` (scaled as `da` scales it)."
     xs = da.scaler.transform(x) if da.scaler is not None else x
     c = da.config
-    return KNNMix(xs, k=c['k'], n_pcs=c['n_pcs'], random_state=c['random_state'])
+    return KNNMix(xs, k=da.views_.k, n_pcs=da.views_.n_pcs, random_state=c['random_state'])
 
 def item_views(da, # a fitted `DiffAug` (augment='diffaug')
                x, # the data it was fitted on (or data with the same features), in the units given to `fit`
