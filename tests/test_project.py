@@ -144,3 +144,19 @@ def test_results_index_lists_every_file():
     assert not named - files, f'benchmarks/results/README.md names files that do not exist: {sorted(named - files)}'
     variants = sorted(f for f in files if re.search(r'-(rerun|quick|partial|smoke|before|after|issue\d+)', f))
     assert not variants, f'variant file names (rerun over the current file, or give the configuration a plain tag): {variants}'
+
+def test_api_notebooks_are_small_and_in_reading_order():
+    "API notebooks stay under 200 KB (outputs included) and their numbers follow the sidebar's reading order."
+    import yaml
+    big = {p.name: p.stat().st_size // 1024 for p in (ROOT / 'nbs').glob('[0-9]*.ipynb') if p.stat().st_size > 200 * 1024}
+    assert not big, f'API notebooks over 200 KB (KB): {big}; shrink their figures or move the gallery to a tutorial'
+    def entries(node):
+        if isinstance(node, str): yield node
+        elif isinstance(node, dict): yield from entries(node.get('contents', []))
+        elif isinstance(node, list):
+            for n in node: yield from entries(n)
+    side = [e for e in entries(yaml.safe_load((ROOT / 'nbs' / 'sidebar.yml').read_text())['website']['sidebar']['contents'])
+            if re.match(r'\d+_', e)]
+    nums = [int(e.split('_')[0]) for e in side]
+    assert nums == sorted(nums) and len(set(nums)) == len(nums), f'sidebar order vs notebook numbers: {side}'
+    assert sorted(side) == sorted(p.name for p in (ROOT / 'nbs').glob('[0-9]*.ipynb')), 'every numbered notebook is in the sidebar'
