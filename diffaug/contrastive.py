@@ -210,9 +210,13 @@ def _check_dict(v, what):
     if not isinstance(v, dict): raise TypeError(f"{what} must be a dict, got {type(v).__name__}")
     return dict(v)
 
+def _check_bool(v, what):
+    if not isinstance(v, (bool, np.bool_)): raise TypeError(f"{what} must be True or False, got {v!r} ({type(v).__name__})")
+    return bool(v)
+
 def _check_encoder(s):
     return EncoderSettings(bs=None if s.bs is None else check_int(s.bs, 'encoder bs', min=2), lr=check_number(s.lr, 'encoder lr', min=0, min_open=True),
-                           wd=check_number(s.wd, 'encoder wd', min=0), keep_opt=bool(s.keep_opt), net=_check_dict(s.net, 'encoder net'))
+                           wd=check_number(s.wd, 'encoder wd', min=0), keep_opt=_check_bool(s.keep_opt, 'encoder keep_opt'), net=_check_dict(s.net, 'encoder net'))
 
 def _check_views(s):
     scaler = _check_dict(s.scaler, 'views scaler')
