@@ -403,12 +403,12 @@ def save_classifier(learn, # a Learner from `fit_classifier` (or a `LoadedClassi
 
 def load_classifier(path, # folder written by `save_classifier`
                     denoiser:Denoiser|None=None, # the denoiser for 'da' / 'diffaug' classifiers
-                    device=None, # where to put the model (default: CUDA when available, else the CPU; see `core.resolve_device`)
+                    device=None, # where to put the model (default: where `denoiser` is; else CUDA when available; see `core.resolve_device`)
                    ) -> LoadedClassifier:
     "Load a classifier saved by `save_classifier`."
     cfg, state = load_checkpoint(path, 'DiffusionClassifier')
     state = {('t_emb.' + k if k.startswith('t_mlp.') else k): v for k, v in state.items()}  # written before CondEmbedding
-    model = load_state(DiffusionClassifier(**cfg['model']), state, f'checkpoint {path}').to(resolve_device(device)).eval()
+    model = load_state(DiffusionClassifier(**cfg['model']), state, f'checkpoint {path}').to(resolve_device(device, denoiser)).eval()
     if cfg['model']['kind'] == 'da' and denoiser is None:
         raise ValueError(f"{path} holds a DA classifier; pass its denoiser: load_classifier(path, denoiser=den)")
     sch = schedule_from_config(cfg['schedule']) if cfg['schedule'] else None

@@ -4,9 +4,9 @@
 
 # %% ../nbs/17_contrastive.ipynb #e6029d85
 from __future__ import annotations
-import copy, math
+import math
 from pathlib import Path
-from dataclasses import dataclass, asdict, field
+from dataclasses import dataclass, asdict, field, is_dataclass
 from functools import partial
 import numpy as np, pandas as pd
 import torch
@@ -134,7 +134,6 @@ def fit_generator(model:EncoderHead, # trained encoder (left unchanged)
                  ) -> tuple[Denoiser, torch.Tensor]:
     "Train a generator `p(x | z)` on the frozen encoder's codes; returns `(EMA denoiser, codes)`."
     codes = model.embed(x)
-    if net is not None: net = copy.deepcopy(net).requires_grad_(True).train()  # EMA copies come frozen
     den = train_denoiser(x, cond=codes, net=net, epochs=epochs, bs=bs, lr=lr, valid_pct=0,
                          random_state=random_state, progress=progress, device=codes.device)
     return den, codes
@@ -279,7 +278,7 @@ class DiffAug:
         self.config = dict(augment=augment, n_latent=n_latent, epochs=list(epochs) if isinstance(epochs, (tuple, list)) else epochs,
                            rounds=rounds, encoder=asdict(self.encoder_), views=asdict(self.views_), gen=asdict(self.gen_),
                            loss=asdict(self.loss_), random_state=random_state)
-        self.device = check_device(device)  # None: decided by `resolve_device` when the data arrive (`prepare`)
+        self.device_arg = self.device = check_device(device)  # None: decided by `resolve_device` when the data arrive (`prepare`)
         self.progress = progress
         self.model = self.generator = self.scaler = self.bank = None
         self.history, self.phase_times = None, {}
@@ -292,7 +291,7 @@ class DiffAug:
 def prepare(self:DiffAug, x):
     "Check `x`, fit the scaler and build the ordinary view maker; returns `(scaled data on the device, views)`."
     c = self.config
-    self.device = resolve_device(self.device, x)  # the package's device policy (see `core.resolve_device`)
+    self.device = resolve_device(self.device_arg, x)  # the package's device policy (see `core.resolve_device`), per fit
     if getattr(x, 'ndim', None) == 4: check_channels_first(tuple(x.shape), 'x')
     self.streamed_ = isinstance(x, RowSource)  # rows on disk: read per batch, never all at once
     if self.streamed_: lean_heap()  # hours of batch-sized buffers: keep glibc from holding on to them (see `lean_heap`)
@@ -304,7 +303,6 @@ def prepare(self:DiffAug, x):
                          f"(kNN-mix uses k={self.views_.k} neighbours); give more data or lower k, e.g. views=dict(k=3)")
     bs = self.encoder_.bs if self.encoder_.bs is not None else min(DEFAULT_BS, math.ceil(n / 2))
     if bs > n: raise ValueError(f"x has {n} rows, fewer than the batch size bs={bs}; lower encoder bs to at most {n}, e.g. encoder=dict(bs={n})")
-    if bs < 2: raise ValueError(f"bs must be at least 2 (BatchNorm needs two rows), got {bs}")
     if self.streamed_:
         self.scaler = VectorScaler(**self.views_.scaler).fit(x); xs = x.with_transform(self.scaler.transform)
         kind, views = 'mlp', KNNMix(xs, k=self.views_.k, n_pcs=self.views_.n_pcs, random_state=c['random_state'])
@@ -435,23 +433,30 @@ def save(self:DiffAug, path):
                phase_times=self.phase_times, history=self.history.to_dict('list') if self.history is not None else None)
     return save_checkpoint(path, 'DiffAug', cfg, state)
 
-MOVED_SETTINGS = {  # diffaug 0.1 took these flat: name -> (group, field) today (None: the whole group)
+MOVED_SETTINGS = {  # flat before 0.2: name -> (group, field) today (None: the whole group; gen_bs ... refresh_every predate GeneratorSettings)
     'bs': ('encoder', 'bs'), 'lr': ('encoder', 'lr'), 'wd': ('encoder', 'wd'), 'keep_opt': ('encoder', 'keep_opt'),
     'encoder_kw': ('encoder', 'net'), 'k': ('views', 'k'), 'n_pcs': ('views', 'n_pcs'), 'lam': ('views', 'lam'),
     'scaler_kw': ('views', 'scaler'), 'loss_kw': ('loss', 'params'), 'generator': ('gen', None), 'gen_bs': ('gen', 'bs'),
     'gen_lr': ('gen', 'lr'), 'sampler': ('gen', 'sampler'), 'sampler_steps': ('gen', 'steps'), 'n_views': ('gen', 'n_views'),
     'refresh_every': ('gen', 'refresh_every')}
 
-def group_settings(s:dict, # settings of `DiffAug`, flat as diffaug 0.1 took them (`bs`, `lam`, `loss_kw`, `generator`, ...) or grouped
+def group_settings(s:dict, # settings of `DiffAug`, flat as diffaug before 0.2 took them (`bs`, `lam`, `loss_kw`, `generator`, ...) or grouped
                   ) -> dict:
     "The same settings in today's groups (`encoder`, `views`, `gen`, `loss`), ready for `DiffAug(**...)`; grouped ones pass unchanged."
     s = dict(s)
-    if 'generator' in s: s['gen'] = s.pop('generator')  # the whole group, under its new name
+    if 'generator' in s:  # the whole generator group, under its old name
+        if 'gen' in s: raise ValueError("both `generator` (the old name) and `gen` are given; give the generator's settings once, as gen=...")
+        s['gen'] = s.pop('generator')
     if isinstance(s.get('loss'), str): s['loss'] = {'kind': s['loss']}
     for old, (group, key) in MOVED_SETTINGS.items():
-        if old in s:
-            v = s.pop(old)
-            if isinstance(s.get(group, {}), dict): s[group] = {key: v, **s.get(group, {})}  # a new dict: the caller's stays as it was
+        if old not in s or key is None: continue
+        v = s.pop(old)
+        if old == 'keep_opt': v = bool(v)  # stored as given before 0.2; a training-only flag never blocks loading
+        g0 = s.get(group) or {}
+        g = asdict(g0) if is_dataclass(g0) else dict(g0)  # a new dict: the caller's stays as it was
+        given = {k: x for k, x in g.items() if x != asdict(type(g0)()).get(k)} if is_dataclass(g0) else g  # fields set by the user
+        if key in given and given[key] != v: raise ValueError(f"{old}={v!r} and {group}['{key}']={g[key]!r} set the same setting; give it once, as {group}=dict({key}=...)")
+        s[group] = {**g, key: v}
     if isinstance(s.get('epochs'), list): s['epochs'] = tuple(s['epochs'])
     return s
 

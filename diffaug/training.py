@@ -126,7 +126,7 @@ def train_denoiser(x, # clean training data, `(N, D)` vectors or `(N, C, H, W)` 
         if prior != 'auto': raise ValueError(f"prior must be 'auto', None or a GaussianPrior, got {prior!r}")
         prior = GaussianPrior.from_data(x)
     seeds = Seeds(random_state)
-    with torch_seed(seeds.seed('init')): net = copy.deepcopy(net) if net is not None else default_net(x, 0 if cond is None else cond.shape[1])
+    with torch_seed(seeds.seed('init')): net = copy.deepcopy(net).requires_grad_(True).train() if net is not None else default_net(x, 0 if cond is None else cond.shape[1])
     den = Denoiser(net, schedule, prior=prior, data_shape=tuple(x.shape[1:])).to(device)
     cbs = [DiffusionCB(schedule, random_state=seeds.seed('noise'))] + ([EMA(ema)] if ema else []) + list(cbs or [])
     learn = tensor_learner((x,) if cond is None else (x, cond), EpsModel(den), F.mse_loss, bs=bs, valid_pct=valid_pct,
