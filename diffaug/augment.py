@@ -12,9 +12,10 @@ from .core import as_tensor, append_dims
 from .denoiser import Denoiser
 from .sampling import sample_ddim, sample_ddpm
 from .rows import RowSource
+import pandas as pd
 
 # %% auto #0
-__all__ = ['DEFAULT_LAM', 'pca_scores', 'knn_graph', 'KNNMix', 'ImageViews', 'ViewBank', 'GeneratedViews']
+__all__ = ['DEFAULT_LAM', 'pca_scores', 'knn_graph', 'KNNMix', 'mnn_graph', 'ImageViews', 'ViewBank', 'GeneratedViews']
 
 # %% ../nbs/16_augment.ipynb #986bd8fd
 def _orthonormalize(Y:np.ndarray, block:int=65536, passes:int=2):
@@ -84,6 +85,8 @@ class KNNMix:
                  k:int=5, # neighbours per item
                  n_pcs:int=50, # PCA components for the graph (capped by the data's size)
                  random_state:int=0, # seed of the randomised PCA solver
+                 batch=None, # batch of each item `(N,)` (None: one batch); with batches, items that have mutual nearest neighbours in other batches mix with those
+                 k_mnn:int=20, # neighbours searched in each other batch for the mutual pairs
                 ):
         from sklearn.decomposition import PCA
         if not isinstance(k, int) or k < 1: raise ValueError(f"k must be a positive integer, got {k!r}")
@@ -98,7 +101,14 @@ class KNNMix:
         else:
             flat = self.x.reshape(n, -1).detach().cpu().double().numpy()
             emb = PCA(n_comp, random_state=random_state).fit_transform(flat) if n_comp < flat.shape[1] else flat
-        self.neighbors = torch.from_numpy(knn_graph(emb, k, random_state=random_state))
+        nb = knn_graph(emb, k, random_state=random_state)
+        self.cross = None  # with batches: which items mix across batches
+        if batch is not None:
+            batch = np.asarray(batch)
+            if len(batch) != n: raise ValueError(f"batch has {len(batch)} entries for {n} rows; give one batch per row")
+            mnn, self.cross = mnn_graph(emb, batch, k, k_mnn=k_mnn, random_state=random_state)
+            nb = np.where(self.cross[:, None], mnn, nb)
+        self.neighbors = torch.from_numpy(nb)
         self.k, self.n_pcs = k, n_comp
 
     def __call__(self, x:torch.Tensor|None, # the batch (only its device is used; the stored training rows are mixed)
@@ -114,6 +124,52 @@ class KNNMix:
         xi = x.detach().cpu().to(self.x.dtype) if self.streamed and x is not None else self.x[idx]  # streamed: the batch is x_idx
         out = a * xi + (1 - a) * self.x[j]
         return out.to(x.device) if x is not None else out
+
+# %% ../nbs/16_augment.ipynb #09bde4c2
+def _knn_query(ref:np.ndarray, query:np.ndarray, k:int, exact_max:int=50000, random_state:int=0):
+    "Distances and indices `(len(query), k)` of the `k` nearest rows of `ref` to each row of `query` (exact up to `exact_max` rows of `ref`)."
+    if len(ref) <= exact_max:
+        from sklearn.neighbors import NearestNeighbors
+        return NearestNeighbors(n_neighbors=k).fit(ref).kneighbors(query)
+    from pynndescent import NNDescent
+    idx = NNDescent(ref, n_neighbors=max(k, 15), random_state=random_state, n_jobs=1, verbose=False)
+    j, d = idx.query(query, k=k)
+    return d, j
+
+def mnn_graph(emb:np.ndarray, # points `(N, d)`, e.g. PCA scores
+              batch, # batch of each point `(N,)`
+              k:int, # partners kept per point
+              k_mnn:int=20, # neighbours searched in each other batch
+              random_state:int=0, # seed of the approximate search (large batches)
+             ) -> tuple[np.ndarray, np.ndarray]:
+    "Each point's `k` nearest mutual nearest neighbours in other batches (cosine; cycled when it has fewer), and the mask of points that have any."
+    emb = np.asarray(emb, dtype=np.float64); batch = np.asarray(batch)
+    n = len(emb)
+    e = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+    cats = pd.unique(batch)
+    members = {c: np.flatnonzero(batch == c) for c in cats}
+    I, J, D = [], [], []
+    for u, a in enumerate(cats):
+        for b in cats[u + 1:]:
+            ia, ib = members[a], members[b]
+            ka, kb = min(k_mnn, len(ib)), min(k_mnn, len(ia))
+            d_ab, n_ab = _knn_query(e[ib], e[ia], ka, random_state=random_state)
+            _, n_ba = _knn_query(e[ia], e[ib], kb, random_state=random_state)
+            for s in range(0, len(ia), 8192):  # is row r of a among the neighbours (in a) of its neighbour j (in b)?
+                r = np.arange(s, min(s + 8192, len(ia)))
+                mutual = (n_ba[n_ab[r]] == r[:, None, None]).any(-1)
+                rr, tt = np.nonzero(mutual)
+                pa, pb, dd = ia[r[rr]], ib[n_ab[r[rr], tt]], d_ab[r[rr], tt]
+                I += [pa, pb]; J += [pb, pa]; D += [dd, dd]
+    out = np.full((n, k), -1, dtype=np.int64)
+    if not I: return out, np.zeros(n, bool)
+    I, J, D = np.concatenate(I), np.concatenate(J), np.concatenate(D)
+    order = np.lexsort((J, D, I))  # by point, then distance (ties by index)
+    I, J = I[order], J[order]
+    cnt = np.bincount(I, minlength=n); start = np.cumsum(cnt) - cnt
+    has = cnt > 0
+    for t in range(k): out[has, t] = J[start[has] + t % cnt[has]]
+    return out, has
 
 # %% ../nbs/16_augment.ipynb #36bd53e0
 class ImageViews:

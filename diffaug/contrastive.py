@@ -11,6 +11,7 @@ from functools import partial
 import numpy as np, pandas as pd
 import torch
 from torch import nn
+import torch.nn.functional as F
 from fastcore.basics import patch
 from fastai.learner import Learner
 from fastai.callback.core import Callback
@@ -29,8 +30,8 @@ from .augment import KNNMix, ImageViews, ViewBank, GeneratedViews, DEFAULT_LAM
 # %% auto #0
 __all__ = ['DEFAULT_BS', 'DEFAULT_LR', 'DEFAULT_WD', 'GEN_BS', 'GEN_LR', 'SETTINGS', 'MOVED_SETTINGS', 'ContrastiveViewsCB',
            'PairLoss', 'encoder_learner', 'fit_encoder', 'BankViews', 'fit_generator', 'auto_epochs', 'EncoderSettings',
-           'ViewSettings', 'GeneratorSettings', 'LossSettings', 'settings_group', 'DiffAug', 'BankRefreshCB',
-           'group_settings']
+           'ViewSettings', 'GeneratorSettings', 'LossSettings', 'settings_group', 'DiffAug', 'check_batch',
+           'batch_onehot', 'other_batches', 'BankRefreshCB', 'group_settings']
 
 # %% ../nbs/17_contrastive.ipynb #defs0002
 DEFAULT_BS = 128  # the encoder's batch cap; on pbmc68k, batches of 128 clustered better than the old cap's 350 (K-means/ARI +5 points, 5 seeds; benchmarks/levers.py)
@@ -131,10 +132,12 @@ def fit_generator(model:EncoderHead, # trained encoder (left unchanged)
                   lr:float=GEN_LR, # peak learning rate
                   random_state:int=0, # seed
                   progress:bool=False, # show progress
+                  extra_cond:torch.Tensor|None=None, # more condition columns `(N, m)` appended to the codes, e.g. the one-hot batch
                  ) -> tuple[Denoiser, torch.Tensor]:
-    "Train a generator `p(x | z)` on the frozen encoder's codes; returns `(EMA denoiser, codes)`."
+    "Train a generator `p(x | z[, c])` on the frozen encoder's codes (and `extra_cond`); returns `(EMA denoiser, codes)`."
     codes = model.embed(x)
-    den = train_denoiser(x, cond=codes, net=net, epochs=epochs, bs=bs, lr=lr, valid_pct=0,
+    cond = codes if extra_cond is None else torch.cat([codes, extra_cond.to(codes)], 1)
+    den = train_denoiser(x, cond=cond, net=net, epochs=epochs, bs=bs, lr=lr, valid_pct=0,
                          random_state=random_state, progress=progress, device=codes.device)
     return den, codes
 
@@ -167,6 +170,7 @@ class ViewSettings:
     "The views: kNN-mix for vectors, the share of generated views in E2, and the scaling of vectors into [-1, 1]."
     k:int=5 # neighbours of kNN-mix
     n_pcs:int=50 # PCA components of the kNN graph
+    k_mnn:int=20 # with batches: neighbours searched in each other batch for mutual pairs (see `augment.mnn_graph`)
     lam:float=DEFAULT_LAM # probability that an E2 view is a generated one
     scaler:dict=field(default_factory=dict) # arguments of the `VectorScaler` of vector data, e.g. `{'clip': 10}` (empty: z-scores / 3, clamped)
 
@@ -221,7 +225,7 @@ def _check_views(s):
     scaler = _check_dict(s.scaler, 'views scaler')
     try: VectorScaler(**scaler)
     except TypeError as e: raise ValueError(f"views scaler {scaler} does not fit VectorScaler: {e}") from None
-    return ViewSettings(k=check_int(s.k, 'views k', min=1), n_pcs=check_int(s.n_pcs, 'views n_pcs', min=1), lam=check_number(s.lam, 'views lam', 0, 1), scaler=scaler)
+    return ViewSettings(k=check_int(s.k, 'views k', min=1), n_pcs=check_int(s.n_pcs, 'views n_pcs', min=1), k_mnn=check_int(s.k_mnn, 'views k_mnn', min=1), lam=check_number(s.lam, 'views lam', 0, 1), scaler=scaler)
 
 def _check_gen(g):
     if g.sampler not in ('ddim', 'ddpm'): raise ValueError(f"gen sampler must be 'ddim' or 'ddpm', got {g.sampler!r}")
@@ -281,15 +285,55 @@ class DiffAug:
         self.device_arg = self.device = check_device(device)  # None: decided by `resolve_device` when the data arrive (`prepare`)
         self.progress = progress
         self.model = self.generator = self.scaler = self.bank = None
+        self.batches_ = self.batch_codes_ = None  # batch names and codes of the training rows (`fit(x, batch=...)`)
         self.history, self.phase_times = None, {}
 
     def _say(self, msg):
         if self.progress: print(msg)
 
+# %% ../nbs/17_contrastive.ipynb #f239049b
+def check_batch(batch, # one batch label per row (array, list, pandas Series or tensor)
+                n:int, # number of rows
+                what:str='batch', # name used in messages
+               ) -> tuple[torch.Tensor, list]:
+    "Integer codes `(n,)` and the batch names (as strings, in category order) of `batch`, checked before any work."
+    if isinstance(batch, torch.Tensor): batch = batch.detach().cpu().numpy()
+    s = batch if isinstance(batch, pd.Series) else pd.Series(np.asarray(batch, dtype=object) if not hasattr(batch, 'dtype') else np.asarray(batch))
+    if s.ndim != 1 or len(s) != n: raise ValueError(f"{what} has {len(s)} entries for {n} rows; give one batch label per row")
+    n_na = int(s.isna().sum())
+    if n_na: raise ValueError(f"{what} has {n_na} missing labels (NaN or None); give every cell a batch, or drop those cells first")
+    c = pd.Categorical(s)
+    c = c.remove_unused_categories()
+    names = [str(o) for o in c.categories]
+    if len(set(names)) < len(names): raise ValueError(f"{what} has labels that print alike ({names}); use distinct names")
+    sizes = np.bincount(c.codes, minlength=len(names))
+    if len(names) < 2: raise ValueError(f"{what} has a single batch ({names[0]!r}); leave the batch out (batch=None) for data of one batch")
+    if sizes.min() < 2:
+        lone = [nm for nm, k in zip(names, sizes) if k < 2]
+        raise ValueError(f"{what} has batches with a single cell ({lone[:5]}); merge them into others or drop those cells first")
+    if len(names) ** 2 > n:
+        raise ValueError(f"{what} has {len(names)} batches for {n} cells, more batches than cells per batch ({n / len(names):.1f} on average); "
+                         f"is it a per-cell column? give the sample, donor or chemistry column")
+    return torch.from_numpy(np.asarray(c.codes, dtype=np.int64)), names
+
+def batch_onehot(codes:torch.Tensor, # batch codes `(N,)`
+                 n_batches:int, # number of batches
+                ) -> torch.Tensor:
+    "One-hot float32 rows `(N, n_batches)` of the batch codes."
+    return F.one_hot(torch.as_tensor(codes, dtype=torch.long), n_batches).float()
+
+def other_batches(codes:torch.Tensor, # batch codes `(N,)`
+                  n_batches:int, # number of batches (at least 2)
+                  generator:torch.Generator|None=None, # source of the draws
+                 ) -> torch.Tensor:
+    "For each row, a batch drawn uniformly from the `n_batches - 1` batches other than its own."
+    codes = torch.as_tensor(codes, dtype=torch.long)
+    return (codes + 1 + torch.randint(n_batches - 1, (len(codes),), generator=generator)) % n_batches
+
 # %% ../nbs/17_contrastive.ipynb #7a5f0899
 @patch
-def prepare(self:DiffAug, x):
-    "Check `x`, fit the scaler and build the ordinary view maker; returns `(scaled data on the device, views)`."
+def prepare(self:DiffAug, x, batch=None):
+    "Check `x` (and `batch`), fit the scaler and build the ordinary view maker; returns `(scaled data on the device, views)`."
     c = self.config
     self.device = resolve_device(self.device_arg, x)  # the package's device policy (see `core.resolve_device`), per fit
     if getattr(x, 'ndim', None) == 4: check_channels_first(tuple(x.shape), 'x')
@@ -301,14 +345,16 @@ def prepare(self:DiffAug, x):
     if n < max(self.views_.k + 1, 4):
         raise ValueError(f"x has {n} rows; DiffAug needs at least max(k + 1, 4) = {max(self.views_.k + 1, 4)} "
                          f"(kNN-mix uses k={self.views_.k} neighbours); give more data or lower k, e.g. views=dict(k=3)")
+    self.batch_codes_, self.batches_ = check_batch(batch, n) if batch is not None else (None, None)
+    bcodes = None if batch is None else self.batch_codes_.numpy()
     bs = self.encoder_.bs if self.encoder_.bs is not None else min(DEFAULT_BS, math.ceil(n / 2))
     if bs > n: raise ValueError(f"x has {n} rows, fewer than the batch size bs={bs}; lower encoder bs to at most {n}, e.g. encoder=dict(bs={n})")
     if self.streamed_:
         self.scaler = VectorScaler(**self.views_.scaler).fit(x); xs = x.with_transform(self.scaler.transform)
-        kind, views = 'mlp', KNNMix(xs, k=self.views_.k, n_pcs=self.views_.n_pcs, random_state=c['random_state'])
+        kind, views = 'mlp', KNNMix(xs, k=self.views_.k, n_pcs=self.views_.n_pcs, random_state=c['random_state'], batch=bcodes, k_mnn=self.views_.k_mnn)
     elif x.ndim == 2:
         self.scaler = VectorScaler(**self.views_.scaler).fit(x); xs = self.scaler.transform(x)
-        kind, views = 'mlp', KNNMix(xs, k=self.views_.k, n_pcs=self.views_.n_pcs, random_state=c['random_state'])
+        kind, views = 'mlp', KNNMix(xs, k=self.views_.k, n_pcs=self.views_.n_pcs, random_state=c['random_state'], batch=bcodes, k_mnn=self.views_.k_mnn)
     else:
         if x.abs().max() > 1.5: raise ValueError("images must be scaled to [-1, 1] first (e.g. `x / 127.5 - 1`)")
         self.scaler, xs, kind, views = None, x, 'resnet18', ImageViews()
@@ -333,10 +379,12 @@ def plan(self:DiffAug, xs:torch.Tensor, # scaled training data (from `prepare`)
         return h, f"{epochs} epochs, loss {h.loss.iloc[-max(1, len(h) // 10):].mean():.4f}"
     def generator(r):
         net = self.generator.net if self.generator is not None else None
-        self.generator, self.codes_ = fit_generator(self.model, xs, em, net=net, bs=gs.bs, lr=gs.lr, random_state=seeds.seed('M', r))
+        extra = None if self.batches_ is None else batch_onehot(self.batch_codes_, len(self.batches_))
+        self.generator, self.codes_ = fit_generator(self.model, xs, em, net=net, bs=gs.bs, lr=gs.lr, random_state=seeds.seed('M', r), extra_cond=extra)
         return None, f"{em} epochs, generator loss {self.generator.history.train_loss.iloc[-1]:.4f}"
     def bank(r):
-        self.bank.refresh(self.generator, self.codes_, generator=seeds.generator('bank', r))
+        g = seeds.generator('bank', r)
+        self.bank.refresh(self.generator, self.bank_cond(self.codes_, g), generator=g)
         lg = self.bank.log[-1]
         what = f"{lg['n_items']}x{lg['n_views']} views" if lg['n_views'] else f"views of {lg['n_items']} items on demand"
         return None, f"{what} by {lg['sampler'].upper()}-{lg['steps']}"
@@ -352,11 +400,20 @@ def plan(self:DiffAug, xs:torch.Tensor, # scaled training data (from `prepare`)
     return plan
 
 @patch
+def bank_cond(self:DiffAug, codes:torch.Tensor, # the items' codes `(N, n_latent)`
+              generator:torch.Generator|None=None, # source of the other batches
+             ) -> torch.Tensor:
+    "The generator's condition for the bank: the codes, and with batches each item's one-hot of another batch, drawn uniformly."
+    if self.batches_ is None: return codes
+    return torch.cat([codes, batch_onehot(other_batches(self.batch_codes_, len(self.batches_), generator), len(self.batches_)).to(codes)], 1)
+
+@patch
 def setup(self:DiffAug, x, # training data: vectors `(N, D)` or images `(N, C, H, W)` in [-1, 1]
+          batch=None, # batch of each row (None: one batch)
          ) -> tuple:
     "`prepare` the data, build the model (seeded) and the encoder `Learner`; returns `(xs, views, learn)` for `plan`."
     c, seeds = self.config, Seeds(self.config['random_state'])
-    xs, views = self.prepare(x)
+    xs, views = self.prepare(x, batch)
     with torch_seed(seeds.seed('init')):
         self.model = make_encoder_head(self.kind, self.in_shape, n_latent=c['n_latent'], **self.encoder_.net).to(self.device)
     self.generator = None
@@ -365,9 +422,10 @@ def setup(self:DiffAug, x, # training data: vectors `(N, D)` or images `(N, C, H
 
 @patch
 def fit(self:DiffAug, x, # training data: vectors `(N, D)` or images `(N, C, H, W)` in [-1, 1]
+        batch=None, # batch of each row, e.g. `adata.obs['sample']` (None: one batch); the encoder never sees it
        ) -> DiffAug:
     "Train the encoder (and generator) on `x`: `setup`, then run the phases of `plan`; returns `self`."
-    self.history, self.phase_times = run_phases(self.plan(*self.setup(x)), self._say if self.progress else None)
+    self.history, self.phase_times = run_phases(self.plan(*self.setup(x, batch)), self._say if self.progress else None)
     self.codes_ = None
     return self
 
@@ -381,7 +439,7 @@ class BankRefreshCB(Callback):
         self.da, self.xs, self.every, self.gen = da, xs, every, gen
     def before_epoch(self):
         if self.epoch and self.epoch % self.every == 0:
-            self.da.bank.refresh(self.da.generator, self.da.model.embed(self.xs), generator=self.gen)
+            self.da.bank.refresh(self.da.generator, self.da.bank_cond(self.da.model.embed(self.xs), self.gen), generator=self.gen)
 
 # %% ../nbs/17_contrastive.ipynb #360d802d
 @patch
@@ -405,15 +463,26 @@ def transform(self:DiffAug, x, # data with the training features (or image shape
 def generate_views(self:DiffAug, x, # data with the training features
                  n:int=1, # generated views per row
                  random_state:int=0, # seed of the sampler
+                 batch=None, # with a batch-aware model: the batch to generate each row in (one name, or one per row)
                 ) -> np.ndarray:
-    "Generated views `(N, n, ...)` of the rows of `x`, in the units of `x`, from the trained generator."
+    "Generated views `(N, n, ...)` of the rows of `x`, in the units of `x`, from the trained generator (in `batch`, for a batch-aware model)."
     if self.model is None: raise RuntimeError("this DiffAug is not fitted yet; call `fit(x)` first")
     if self.generator is None: raise RuntimeError(f"this DiffAug was fitted with augment={self.config['augment']!r} and has no generator; fit with augment='diffaug'")
     n = check_int(n, 'n', min=1)
     x = as_tensor(x, 'x', ndim=len(self.in_shape) + 1)
+    if self.batches_ is None and batch is not None: raise ValueError("this DiffAug was fitted without batches; generate without `batch`")
+    if self.batches_ is not None:
+        if batch is None: raise ValueError(f"this DiffAug was fitted with batches {self.batches_}; say which batch to generate in, e.g. batch={self.batches_[0]!r}")
+        want = [str(b) for b in (np.broadcast_to(np.asarray(batch, dtype=object), (len(x),)) if np.ndim(batch) == 0 else np.asarray(batch, dtype=object))]
+        if len(want) != len(x): raise ValueError(f"batch has {len(want)} entries for {len(x)} rows; give one batch name, or one per row")
+        unseen = sorted(set(want) - set(self.batches_))
+        if unseen: raise ValueError(f"batch {unseen[:5]} was not seen in training, and the generator can only generate the batches it learned: {self.batches_}")
+        onehot = batch_onehot(torch.tensor([self.batches_.index(b) for b in want]), len(self.batches_))
     xs = self.scaler.transform(x) if self.scaler is not None else x
     bank = ViewBank(len(xs), n_views=n, sampler=self.gen_.sampler, steps=self.gen_.steps).set_shape(self.in_shape)
-    bank.refresh(self.generator, self.model.embed(xs.to(self.device)), generator=make_generator(random_state))
+    cond = self.model.embed(xs.to(self.device))
+    if self.batches_ is not None: cond = torch.cat([cond, onehot.to(cond)], 1)
+    bank.refresh(self.generator, cond, generator=make_generator(random_state))
     v = bank.views
     if self.scaler is not None: v = self.scaler.inverse_transform(v.reshape(-1, v.shape[-1])).reshape(v.shape)
     return v.numpy()
@@ -428,7 +497,7 @@ def save(self:DiffAug, path):
     if self.generator is not None:
         state.update({f'generator.{k}': v for k, v in self.generator.state_dict().items()})
         gcfg = self.generator.config()
-    cfg = dict(settings=self.config, in_shape=list(self.in_shape), kind=self.kind, bs=self.bs_, epochs_run=list(self.epochs_),
+    cfg = dict(settings=self.config, in_shape=list(self.in_shape), kind=self.kind, bs=self.bs_, epochs_run=list(self.epochs_), batches=self.batches_,
                scaler=self.scaler.state_dict() if self.scaler is not None else None, generator=gcfg,
                phase_times=self.phase_times, history=self.history.to_dict('list') if self.history is not None else None)
     return save_checkpoint(path, 'DiffAug', cfg, state)
@@ -477,6 +546,7 @@ def load(cls:DiffAug, path, # folder written by `save`
     self.device = resolve_device(self.device)  # no data to follow: the fastest device unless `device` says otherwise
     self.in_shape, self.kind, self.bs_, self.epochs_ = tuple(cfg['in_shape']), cfg['kind'], cfg['bs'], tuple(cfg['epochs_run'])
     self.scaler = VectorScaler.from_state(cfg['scaler']) if cfg['scaler'] is not None else None
+    self.batches_ = cfg.get('batches')  # None before 0.3 and for models fitted without batches
     self.model = make_encoder_head(self.kind, self.in_shape, n_latent=self.config['n_latent'], **self.encoder_.net)
     load_state(self.model, {k[6:]: v for k, v in state.items() if k.startswith('model.')}, f'checkpoint {path}')
     self.model.to(self.device).eval()

@@ -10,10 +10,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 import anndata
+import pandas as pd
+import scipy.sparse as sp
+from .core import check_int, check_number
 
 # %% auto #0
-__all__ = ['digits_images', 'digits_vectors', 'digits_split', 'load_table', 'pbmc68k_reduced', 'krumsiek11', 'from_uint8',
-           'to_uint8', 'load_cifar10', 'load_cifar100', 'load_stl10']
+__all__ = ['digits_images', 'digits_vectors', 'digits_split', 'load_table', 'pbmc68k_reduced', 'krumsiek11', 'pbmc68k_counts',
+           'simulate_batches', 'from_uint8', 'to_uint8', 'load_cifar10', 'load_cifar100', 'load_stl10']
 
 # %% ../nbs/11_datasets.ipynb #b77f7200
 def digits_images() -> tuple[torch.Tensor, torch.Tensor]:
@@ -67,6 +70,62 @@ def krumsiek11() -> anndata.AnnData:
         a = sc.datasets.krumsiek11()
     a.obs_names_make_unique()
     return a
+
+# %% ../nbs/11_datasets.ipynb #3acb0ff8
+def pbmc68k_counts() -> anndata.AnnData:
+    "Counts `(700, 765)` of scanpy's pbmc68k_reduced cells, recovered from its log-normalised `raw` and `obs['n_counts']`, with the cell labels."
+    import scanpy as sc
+    a = sc.datasets.pbmc68k_reduced()
+    r = a.raw.X.toarray() if sp.issparse(a.raw.X) else np.asarray(a.raw.X)
+    c = np.rint(np.expm1(r.astype(np.float64)) * a.obs['n_counts'].to_numpy()[:, None] / 1e4).astype(np.float32)  # raw = log1p(counts / n_counts * 1e4)
+    return anndata.AnnData(sp.csr_matrix(c), obs=a.obs[['bulk_labels', 'louvain', 'phase']].copy(), var=pd.DataFrame(index=a.raw.var_names.copy()))
+
+def simulate_batches(adata:anndata.AnnData, # cells x genes of counts (`X`, or `layers[layer]`), left unchanged
+                     labels_key:str, # obs column of the cell types, whose make-up differs between batches
+                     *,
+                     n_batches:int=3, # number of batches
+                     strength:float=1., # size of every batch effect (0: none, only the Poisson draw)
+                     composition:float=2., # Dirichlet concentration of each type's spread over batches (small: unequal)
+                     layer:str|None=None, # read counts from `adata.layers[layer]` instead of `X`
+                     batch_key:str='batch', # obs column to write the batch into
+                     random_state:int=0, # seed of every draw
+                    ) -> anndata.AnnData:
+    "A new AnnData of counts: the cells of `adata` split into `n_batches` batches, each measured with its own gain, offset, depth and noise."
+    n_batches, random_state = check_int(n_batches, 'n_batches', min=2), check_int(random_state, 'random_state', min=0)
+    strength, composition = check_number(strength, 'strength', min=0), check_number(composition, 'composition', min=0, min_open=True)
+    if labels_key not in adata.obs.columns: raise ValueError(f"adata.obs has no column {labels_key!r}; available: {list(adata.obs.columns)}")
+    m = adata.layers[layer] if layer is not None else adata.X
+    X = m.toarray() if sp.issparse(m) else np.asarray(m)
+    X = X.astype(np.float64)
+    if not np.isfinite(X).all() or (X < 0).any() or not np.allclose(X, np.rint(X)):
+        raise ValueError(f"simulate_batches needs counts (whole numbers >= 0) in {'layers[%r]' % layer if layer else 'X'}; "
+                         f"log-normalised or scaled data cannot be re-measured (pbmc68k_counts() gives counts for pbmc68k_reduced)")
+    n, g = X.shape
+    if n < 2 * n_batches: raise ValueError(f"{n} cells cannot fill {n_batches} batches of at least 2 cells; use fewer batches")
+    rng = np.random.default_rng(random_state)
+    lab = pd.Categorical(adata.obs[labels_key])
+    props = rng.dirichlet(np.full(n_batches, composition), size=len(lab.categories))  # (types, batches)
+    for _ in range(1000):
+        u = rng.random(n)[:, None]  # inverse-CDF draw of each cell's batch from its type's proportions
+        b = np.minimum((u > np.cumsum(props[lab.codes], 1)).sum(1), n_batches - 1)
+        if np.bincount(b, minlength=n_batches).min() >= 2: break
+    else: raise ValueError(f"composition={composition} leaves a batch with fewer than 2 cells; raise composition or use fewer batches")
+    gain = np.exp(0.5 * strength * rng.standard_normal((n_batches, g)))
+    offset = 0.3 * strength * X.mean(0)[None] * rng.random((n_batches, g))
+    depth = np.exp(0.4 * strength * rng.standard_normal(n_batches))
+    spread = 0.3 * strength * rng.uniform(0.5, 1, n_batches)
+    mu = (gain[b] * X + offset[b]) * depth[b][:, None]
+    if strength: mu *= np.exp(spread[b][:, None] * rng.standard_normal((n, g)) - spread[b][:, None] ** 2 / 2)
+    counts = rng.poisson(mu).astype(np.float32)
+    obs = adata.obs.copy()
+    names = [f'batch{k}' for k in range(n_batches)]
+    obs[batch_key] = pd.Categorical.from_codes(b, names)
+    out = anndata.AnnData(sp.csr_matrix(counts), obs=obs, var=adata.var.copy())
+    out.varm['batch_gain'], out.varm['batch_offset'] = gain.T.astype(np.float32), offset.T.astype(np.float32)
+    out.uns['simulate_batches'] = dict(labels_key=labels_key, batch_key=batch_key, n_batches=n_batches, strength=float(strength),
+                                       composition=float(composition), random_state=random_state, batches=names,
+                                       depth=depth.tolist(), noise_spread=spread.tolist())
+    return out
 
 # %% ../nbs/11_datasets.ipynb #39dff842
 def from_uint8(a:np.ndarray) -> torch.Tensor:

@@ -11,7 +11,7 @@ import anndata
 import diffaug
 from .io import write_atomic, check_output_file
 from .rows import adata_to_tensor, read_h5ad, RowSource
-from .contrastive import DiffAug, MOVED_SETTINGS
+from .contrastive import DiffAug, MOVED_SETTINGS, check_batch
 
 # %% auto #0
 __all__ = ['embed', 'embed_file']
@@ -33,12 +33,13 @@ def _check_settings(kwargs):
     unknown = sorted(set(kwargs) - set(_DIFFAUG_ARGS))
     moved = [f"{k} -> {g}=dict({f}=...)" if f else f"{k} -> {g}=..." for k in unknown if k in MOVED_SETTINGS for g, f in [MOVED_SETTINGS[k]]]
     if moved: raise TypeError(f"settings now given in groups: {', '.join(moved)} (`diffaug.contrastive.group_settings` converts a dict of flat settings)")
-    if unknown: raise TypeError(f"unknown settings {unknown}; embed takes layer, use_rep, key_added, copy and the settings of DiffAug: {_DIFFAUG_ARGS}")
+    if unknown: raise TypeError(f"unknown settings {unknown}; embed takes layer, use_rep, batch_key, key_added, copy and the settings of DiffAug: {_DIFFAUG_ARGS}")
 
 def embed(adata:anndata.AnnData, # cells x genes
           *,
           layer:str|None=None, # train on `adata.layers[layer]` instead of `adata.X`
           use_rep:str|None=None, # train on `adata.obsm[use_rep]` (e.g. 'X_pca') instead of `adata.X`
+          batch_key:str|None=None, # obs column of each cell's batch (sample, donor, ...): batch-aware training (see `DiffAug.fit`)
           key_added:str='X_diffaug', # obsm/uns key to write
           copy:bool=False, # return a new AnnData instead of writing into `adata`
           **kwargs, # settings of `DiffAug`: `n_latent`, `augment`, `epochs`, `random_state`, `device`, `progress`, ...
@@ -53,6 +54,12 @@ def embed(adata:anndata.AnnData, # cells x genes
                          f"(e.g. key_added='X_diffaug') or delete it first")
     _check_settings(kwargs)
     model = DiffAug(**kwargs)  # checks the settings before any work
+    batch = None
+    if batch_key is not None:  # checked before any work too
+        if not isinstance(batch_key, str) or batch_key not in adata.obs.columns:
+            raise ValueError(f"adata.obs has no column {batch_key!r}; available: {list(adata.obs.columns) or 'none'}")
+        batch = adata.obs[batch_key]
+        check_batch(batch, adata.n_obs, f"adata.obs[{batch_key!r}]")
     backed = adata.isbacked
     if backed:  # what a backed AnnData allows, also checked before any work
         if not adata.file.is_open: adata.file.open()  # as anndata does to read X
@@ -70,10 +77,10 @@ def embed(adata:anndata.AnnData, # cells x genes
         if adata.n_obs == 0: raise ValueError(f"adata is empty: {adata.n_obs} cells x {adata.n_vars} features")
         x = RowSource(adata.X, 'adata.X')
     else: x, _, _ = adata_to_tensor(adata, layer=layer, use_rep=use_rep)
-    z = model.fit(x).transform(x)
+    z = model.fit(x, batch=batch).transform(x)
     if copy and not backed: adata = adata.copy()
     adata.obsm[key_added] = z
-    params = dict(model.config, layer=layer, use_rep=use_rep, key_added=key_added, device=str(model.device), epochs_run=list(model.epochs_),
+    params = dict(model.config, layer=layer, use_rep=use_rep, batch_key=batch_key, batches=model.batches_, key_added=key_added, device=str(model.device), epochs_run=list(model.epochs_),
                   diffaug_version=diffaug.__version__)
     adata.uns[key_added] = {'params': _h5ad_safe(params), 'phase_seconds': {k: float(v) for k, v in model.phase_times.items()}}
     return adata if copy else None
@@ -97,8 +104,9 @@ def embed_file(input:str|Path, # `.h5ad` file to read
     "Read `input`, run `embed` on it and write the result to `out`; returns the output path."
     out = check_output_file(out, '.h5ad', 'out')  # before any work: the folder exists and takes a new file
     if 'copy' in kwargs: raise TypeError("embed_file writes a new file; `copy` does not apply")
-    _check_settings({k: v for k, v in kwargs.items() if k not in ('layer', 'use_rep', 'key_added')})
-    DiffAug(**{k: v for k, v in kwargs.items() if k not in ('layer', 'use_rep', 'key_added')})  # checks the settings
+    ours = ('layer', 'use_rep', 'key_added', 'batch_key')
+    _check_settings({k: v for k, v in kwargs.items() if k not in ours})
+    DiffAug(**{k: v for k, v in kwargs.items() if k not in ours})  # checks the settings
     adata = read_h5ad(input, backed='r')  # X stays on disk while the model trains
     try:
         embed(adata, **kwargs)
