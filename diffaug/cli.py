@@ -31,8 +31,10 @@ def add_api_options(p:argparse.ArgumentParser, # parser to extend
         if any(a.dest == name for a in p._actions): continue
         default = '' if prm.default is inspect.Parameter.empty else f' (default: {prm.default!r})'
         flags = ['--' + name.replace('_', '-')] + (['--seed'] if name == 'random_state' else [])  # the name every CLI user tries first
-        p.add_argument(*flags, dest=name, type=_literal, default=argparse.SUPPRESS,
-                       help=(docs.get(name) or '').replace('%', '%%') + default)
+        if prm.default is False:  # a switch: `--resume`, not `--resume True`
+            p.add_argument(*flags, dest=name, action='store_true', default=argparse.SUPPRESS, help=(docs.get(name) or '').replace('%', '%%'))
+        else: p.add_argument(*flags, dest=name, type=_literal, default=argparse.SUPPRESS,
+                             help=(docs.get(name) or '').replace('%', '%%') + default)
     return p
 
 # %% ../nbs/25_cli.ipynb #2f1a5c3f

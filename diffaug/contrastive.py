@@ -4,7 +4,7 @@
 
 # %% ../nbs/17_contrastive.ipynb #e6029d85
 from __future__ import annotations
-import math
+import math, json
 from pathlib import Path
 from dataclasses import dataclass, asdict, field, is_dataclass
 from functools import partial
@@ -17,7 +17,7 @@ from fastai.learner import Learner
 from fastai.callback.core import Callback
 from .core import as_tensor, make_generator, Seeds, torch_seed, check_int, check_number, check_device, check_channels_first, resolve_device
 from .streaming import lean_heap
-from .io import save_checkpoint, load_checkpoint, load_state, CheckpointError
+from .io import save_checkpoint, load_checkpoint, load_state, CheckpointError, check_output_folder
 from .learner import tensor_learner, fit_learner, BatchLossLog, Phase, run_phases
 from .distributed import dist_info, shard_rows, all_gather_rows
 from .denoiser import Denoiser
@@ -28,10 +28,10 @@ from .rows import VectorScaler, RowSource
 from .augment import KNNMix, ImageViews, ViewBank, GeneratedViews, DEFAULT_LAM
 
 # %% auto #0
-__all__ = ['DEFAULT_BS', 'DEFAULT_LR', 'DEFAULT_WD', 'GEN_BS', 'GEN_LR', 'SETTINGS', 'MOVED_SETTINGS', 'ContrastiveViewsCB',
-           'PairLoss', 'encoder_learner', 'fit_encoder', 'BankViews', 'fit_generator', 'auto_epochs', 'EncoderSettings',
-           'ViewSettings', 'GeneratorSettings', 'LossSettings', 'settings_group', 'DiffAug', 'check_batch',
-           'batch_onehot', 'other_batches', 'BankRefreshCB', 'group_settings']
+__all__ = ['DEFAULT_BS', 'DEFAULT_LR', 'DEFAULT_WD', 'GEN_BS', 'GEN_LR', 'SETTINGS', 'PROGRESS_KIND', 'MOVED_SETTINGS',
+           'ContrastiveViewsCB', 'PairLoss', 'encoder_learner', 'fit_encoder', 'BankViews', 'fit_generator',
+           'auto_epochs', 'EncoderSettings', 'ViewSettings', 'GeneratorSettings', 'LossSettings', 'settings_group',
+           'DiffAug', 'check_batch', 'batch_onehot', 'other_batches', 'BankRefreshCB', 'group_settings']
 
 # %% ../nbs/17_contrastive.ipynb #defs0002
 DEFAULT_BS = 128  # the encoder's batch cap; on pbmc68k, batches of 128 clustered better than the old cap's 350 (K-means/ARI +5 points, 5 seeds; benchmarks/levers.py)
@@ -423,11 +423,103 @@ def setup(self:DiffAug, x, # training data: vectors `(N, D)` or images `(N, C, H
 @patch
 def fit(self:DiffAug, x, # training data: vectors `(N, D)` or images `(N, C, H, W)` in [-1, 1]
         batch=None, # batch of each row, e.g. `adata.obs['sample']` (None: one batch); the encoder never sees it
+        checkpoint=None, # folder for a progress checkpoint, written (atomically) after every phase (None: none)
+        resume:bool=False, # continue from the progress in `checkpoint` (same data and settings); starts afresh when there is none
        ) -> DiffAug:
     "Train the encoder (and generator) on `x`: `setup`, then run the phases of `plan`; returns `self`."
-    self.history, self.phase_times = run_phases(self.plan(*self.setup(x, batch)), self._say if self.progress else None)
+    found = None
+    if checkpoint is not None:  # before any work: the folder takes files, and earlier progress is not overwritten by mistake
+        checkpoint = check_output_folder(checkpoint, 'checkpoint')
+        found = _read_progress(checkpoint)
+        if found is not None and not resume:
+            raise FileExistsError(f"{str(checkpoint)!r} holds the progress of an earlier fit ({', '.join(found[0]['done']) or 'no phase'} done); "
+                                  f"pass resume=True to continue it, or give another folder (or delete it) to start over")
+        if found is not None: _check_progress_settings(self, found[0], checkpoint)
+    xs, views, learn = self.setup(x, batch)
+    plan, skip, rows, secs = self.plan(xs, views, learn), set(), None, None
+    if found is not None:
+        skip, rows, secs = _restore_progress(self, found, xs, learn, plan, checkpoint)
+    after = None if checkpoint is None else (lambda ph, r, s: self._write_progress(checkpoint, xs, learn, ph, r, s))
+    self.history, self.phase_times = run_phases(plan, self._say if self.progress else None, skip=skip, after=after, rows=rows, seconds=secs)
     self.codes_ = None
     return self
+
+PROGRESS_KIND = 'DiffAugProgress'
+
+def _plain(v):
+    "`v` with fastai's `L`, tuples, numpy and tensor scalars turned into JSON's lists and numbers."
+    if isinstance(v, dict): return {str(k): _plain(o) for k, o in v.items()}
+    if isinstance(v, (list, tuple)) or type(v).__name__ == 'L': return [_plain(o) for o in v]
+    if isinstance(v, torch.Tensor): return v.tolist()
+    if isinstance(v, np.generic): return v.item()
+    return v
+
+def _read_progress(folder:Path):
+    "`(config, state)` of the progress checkpoint in `folder`, or None when there is none yet."
+    if not (folder/'config.json').is_file(): return None
+    return load_checkpoint(folder, PROGRESS_KIND)
+
+def _fingerprint(self:DiffAug, xs) -> dict:
+    "What identifies the training data: its shape, a hash of its statistics (the scaler's fit, or the images) and of the batches."
+    import hashlib
+    h = hashlib.sha256()
+    if self.scaler is not None:
+        st = self.scaler.state_dict()
+        h.update(np.asarray(st['center'], np.float64).tobytes()); h.update(np.asarray(st['scale'], np.float64).tobytes())
+    else: h.update(xs.detach().cpu().numpy().tobytes())
+    if self.batch_codes_ is not None: h.update(self.batch_codes_.numpy().tobytes())
+    return dict(n=len(xs), in_shape=list(self.in_shape), data_sha256=h.hexdigest(), batches=self.batches_)
+
+def _check_progress_settings(self:DiffAug, cfg:dict, folder):
+    if cfg.get('settings') != json.loads(json.dumps(self.config)):
+        diff = {k: (cfg.get('settings', {}).get(k), v) for k, v in json.loads(json.dumps(self.config)).items() if cfg.get('settings', {}).get(k) != v}
+        raise ValueError(f"{str(folder)!r} holds the progress of a fit with other settings ({', '.join(f'{k}: {a!r} then, {b!r} now' for k, (a, b) in diff.items())}); "
+                         f"resume with the same settings, or give another folder to start over")
+
+@patch
+def _write_progress(self:DiffAug, folder, xs, learn, ph, rows, seconds):
+    "Checkpoint after phase `ph` (bank phases are not: a bank is regenerated from the generator when a run resumes)."
+    if ph.name == 'bank': return
+    done = [k for k in seconds if not k.startswith('bank')]
+    state = {f'model.{k}': v for k, v in self.model.state_dict().items()}
+    if self.generator is not None: state.update({f'generator.{k}': v for k, v in self.generator.state_dict().items()})
+    opt_scalars = {}
+    if learn.opt is not None and self.encoder_.keep_opt:  # AdamW's moments, carried from phase to phase
+        for i, s in enumerate(learn.opt.state_dict()['state']):
+            for k, v in s.items():
+                if isinstance(v, torch.Tensor): state[f'opt.{i}.{k}'] = v
+                else: opt_scalars[f'{i}.{k}'] = v
+    cfg = dict(settings=json.loads(json.dumps(self.config)), data=_fingerprint(self, xs), done=done, rows=rows, seconds=seconds,
+               generator=self.generator.config() if self.generator is not None else None, opt_scalars=opt_scalars,
+               opt_hypers=_plain(learn.opt.state_dict()['hypers']) if learn.opt is not None and self.encoder_.keep_opt else None)
+    save_checkpoint(folder, PROGRESS_KIND, _plain(cfg), state)
+
+def _restore_progress(self:DiffAug, found, xs, learn, plan, folder):
+    "Load the progress into the fresh model and generator; returns the phases to skip and the earlier history and times."
+    cfg, state = found
+    fp = _fingerprint(self, xs)
+    if cfg['data'] != json.loads(json.dumps(fp)):
+        raise ValueError(f"{str(folder)!r} holds the progress of a fit on other data ({cfg['data']['n']} rows of {cfg['data']['in_shape']}, "
+                         f"batches {cfg['data']['batches']}; now {fp['n']} rows of {fp['in_shape']}, batches {fp['batches']}, or the values differ); "
+                         f"resume on the same data, or give another folder to start over")
+    load_state(self.model, {k[6:]: v for k, v in state.items() if k.startswith('model.')}, f'progress checkpoint {folder}')
+    if cfg['generator'] is not None:
+        g = {k[10:]: v for k, v in state.items() if k.startswith('generator.')}
+        self.generator = load_state(Denoiser.from_config(cfg['generator']), g, f'progress checkpoint {folder}').to(self.device)
+    if cfg.get('opt_hypers') is not None:
+        learn.create_opt()
+        n = len(learn.opt.state_dict()['state'])
+        st = [{} for _ in range(n)]
+        for k, v in state.items():
+            if k.startswith('opt.'): _, i, name = k.split('.', 2); st[int(i)][name] = v.to(self.device)
+        for k, v in cfg['opt_scalars'].items(): i, name = k.split('.', 1); st[int(i)][name] = v
+        learn.opt.load_state_dict({'state': st, 'hypers': cfg['opt_hypers']})
+    done = set(cfg['done'])
+    skip = done | {f'bank.{k.split(".")[1]}' for k in done if k.startswith('E2.')}
+    pending_bank = [p for p in plan if p.name == 'bank' and p.key not in skip]
+    if pending_bank and f'M.{pending_bank[0].round}' in done: self.codes_ = self.model.embed(xs)  # the codes the bank is drawn from
+    self._say(f"resuming from {folder}: {', '.join(cfg['done']) or 'no phase'} done")
+    return skip, cfg['rows'], cfg['seconds']
 
 class BankRefreshCB(Callback):
     "Regenerate the view bank from the current encoder every `every` epochs of an E2 phase (not at epoch 0)."

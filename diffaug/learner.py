@@ -218,10 +218,15 @@ class Phase:
 
 def run_phases(phases:list, # `Phase`s, run in this order
                say:Callable|None=print, # called with one line per phase (None: silent)
+               skip:set|tuple=(), # keys of phases not to run (done before a restart)
+               after:Callable|None=None, # called as `after(phase, rows, seconds)` after each phase that ran (e.g. to checkpoint)
+               rows:list|None=None, # history rows of phases run before a restart (`(phase, round, epoch, loss)` dicts)
+               seconds:dict|None=None, # seconds of phases run before a restart
               ) -> tuple[pd.DataFrame, dict]:
     "Run a training plan; returns the history `(phase, round, epoch, loss)` and the seconds of each phase by key."
-    rows, seconds = [], {}
+    rows, seconds = list(rows or []), dict(seconds or {})
     for ph in phases:
+        if ph.key in skip: continue
         t0 = time.time()
         losses, summary = ph.run()
         seconds[ph.key] = time.time() - t0
@@ -229,6 +234,7 @@ def run_phases(phases:list, # `Phase`s, run in this order
         if losses is not None:
             for ep, g in losses.groupby('epoch'): rows.append(dict(phase=ph.name, round=ph.round or 0, epoch=int(ep), loss=g['loss'].mean()))
         if say is not None: say(f"{ph.name}{'' if ph.round is None else f' round {ph.round}'}: {summary}, {seconds[ph.key]:.1f}s")
+        if after is not None: after(ph, rows, seconds)
     return pd.DataFrame(rows, columns=['phase', 'round', 'epoch', 'loss']), seconds
 
 # %% ../nbs/04_learner.ipynb #a5198dc4

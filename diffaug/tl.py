@@ -33,7 +33,7 @@ def _check_settings(kwargs):
     unknown = sorted(set(kwargs) - set(_DIFFAUG_ARGS))
     moved = [f"{k} -> {g}=dict({f}=...)" if f else f"{k} -> {g}=..." for k in unknown if k in MOVED_SETTINGS for g, f in [MOVED_SETTINGS[k]]]
     if moved: raise TypeError(f"settings now given in groups: {', '.join(moved)} (`diffaug.contrastive.group_settings` converts a dict of flat settings)")
-    if unknown: raise TypeError(f"unknown settings {unknown}; embed takes layer, use_rep, batch_key, key_added, copy and the settings of DiffAug: {_DIFFAUG_ARGS}")
+    if unknown: raise TypeError(f"unknown settings {unknown}; embed takes layer, use_rep, batch_key, key_added, checkpoint, resume, copy and the settings of DiffAug: {_DIFFAUG_ARGS}")
 
 def embed(adata:anndata.AnnData, # cells x genes
           *,
@@ -41,6 +41,8 @@ def embed(adata:anndata.AnnData, # cells x genes
           use_rep:str|None=None, # train on `adata.obsm[use_rep]` (e.g. 'X_pca') instead of `adata.X`
           batch_key:str|None=None, # obs column of each cell's batch (sample, donor, ...): batch-aware training (see `DiffAug.fit`)
           key_added:str='X_diffaug', # obsm/uns key to write
+          checkpoint:str|None=None, # folder for progress checkpoints, one after every training phase (see `DiffAug.fit`)
+          resume:bool=False, # continue the fit whose progress is in `checkpoint` (same data and settings)
           copy:bool=False, # return a new AnnData instead of writing into `adata`
           **kwargs, # settings of `DiffAug`: `n_latent`, `augment`, `epochs`, `random_state`, `device`, `progress`, ...
          ) -> anndata.AnnData|None:
@@ -77,7 +79,7 @@ def embed(adata:anndata.AnnData, # cells x genes
         if adata.n_obs == 0: raise ValueError(f"adata is empty: {adata.n_obs} cells x {adata.n_vars} features")
         x = RowSource(adata.X, 'adata.X')
     else: x, _, _ = adata_to_tensor(adata, layer=layer, use_rep=use_rep)
-    z = model.fit(x, batch=batch).transform(x)
+    z = model.fit(x, batch=batch, checkpoint=checkpoint, resume=resume).transform(x)
     if copy and not backed: adata = adata.copy()
     adata.obsm[key_added] = z
     params = dict(model.config, layer=layer, use_rep=use_rep, batch_key=batch_key, batches=model.batches_, key_added=key_added, device=str(model.device), epochs_run=list(model.epochs_),
@@ -104,7 +106,7 @@ def embed_file(input:str|Path, # `.h5ad` file to read
     "Read `input`, run `embed` on it and write the result to `out`; returns the output path."
     out = check_output_file(out, '.h5ad', 'out')  # before any work: the folder exists and takes a new file
     if 'copy' in kwargs: raise TypeError("embed_file writes a new file; `copy` does not apply")
-    ours = ('layer', 'use_rep', 'key_added', 'batch_key')
+    ours = ('layer', 'use_rep', 'key_added', 'batch_key', 'checkpoint', 'resume')
     _check_settings({k: v for k, v in kwargs.items() if k not in ours})
     DiffAug(**{k: v for k, v in kwargs.items() if k not in ours})  # checks the settings
     adata = read_h5ad(input, backed='r')  # X stays on disk while the model trains

@@ -46,6 +46,7 @@ GROUPS = {
     'cli': 'the `diffaug` command',
     'caller': "the caller's arrays, AnnData, modules, training flags and global RNGs left as they were",
     'holdout': 'cases written by someone who did not write the fixes, across the whole public API',
+    'batch': 'batch labels (`fit(x, batch=)`, `batch_key`, `--batch-key`) checked before any work; unseen batches',
 }
 PASS = {'error': ('clear',), 'ok': ('ran',), 'either': ('ran', 'clear')}
 

@@ -977,7 +977,53 @@ def holdout_cases():
         case(G, 'CLI embed: input .h5ad with 3 cells', lambda: ch(x=H.wine()[:3])(), want=[('cell', 'row')], cli=True, early=True),
     ]
 
-GROUP_CASES = [atomic_cases, checkpoint_cases, late_cases, dtype_cases, args_cases, cli_cases, caller_cases, holdout_cases]
+def batch_cases():
+    G = 'batch'
+    def bfit(batch, **kw): return lambda: api(lambda: DiffAug(**dict(DA_FAST, **kw)).fit(W(), batch=batch))
+    two = lambda: np.where(np.arange(60) % 2, 'donor1', 'donor2')
+    def nan_b(): b = two().astype(object); b[[4, 9]] = None; return b
+    def emb_b(col, values):
+        def fn():
+            a = H.adata(); a.obs[col] = values
+            return api(tl.embed, a, batch_key=col, **DA_FAST)
+        return fn
+    def cli_b(col):
+        def fn():
+            p = h5copy()
+            with keep_files(p), call(): return cli(['embed', p, '--out', p.parent / 'out.h5ad', *CLI_FAST, '--batch-key', col])
+        return fn
+    def fitted():
+        return DiffAug(**DA_FAST).fit(W(), batch=two())
+    def gen_unseen():
+        m = fitted(); return api(m.generate_views, W()[:5], batch='donor3')
+    def gen_none():
+        m = fitted(); return api(m.generate_views, W()[:5])
+    def refmap():  # cells of a batch never seen: transform needs no batch (reference mapping)
+        m = DiffAug(**DA_FAST).fit(W()[:40], batch=two()[:40]); return api(m.transform, W()[40:])
+    def unused_cats():
+        b = pd.Categorical(two(), categories=['donor1', 'donor2', 'donor9'])
+        return api(lambda: DiffAug(**DA_FAST).fit(W(), batch=b))
+    return [
+        case(G, 'DiffAug.fit: batch with 2 missing labels (None)', bfit(nan_b()), want=['2 missing', ('drop', 'give every cell')], early=True),
+        case(G, 'DiffAug.fit: batch with a NaN', bfit(pd.Series([np.nan] + ['a', 'b'] * 29 + ['a'])), want=['missing'], early=True),
+        case(G, 'DiffAug.fit: a batch of one cell', bfit(np.r_[['lone'], two()[1:]]), want=['single cell', 'lone'], early=True),
+        case(G, 'DiffAug.fit: more batches than cells per batch (10 batches of 6 cells)', bfit(np.arange(60) // 6),
+             want=['10 batches', ('per-cell', 'sample')], early=True),
+        case(G, 'DiffAug.fit: batch of 59 labels for 60 rows', bfit(two()[:59]), want=['59', '60 rows'], early=True),
+        case(G, 'DiffAug.fit: batch with a single value', bfit(np.repeat('a', 60)), want=['single batch', 'batch=None'], early=True),
+        case(G, "tl.embed(batch_key='sample'): no such obs column", lambda: api(tl.embed, H.adata(), batch_key='sample', **DA_FAST),
+             want=["'sample'", 'label'], early=True),
+        case(G, "tl.embed(batch_key='sample'): 2 missing labels", emb_b('sample', nan_b()), want=["adata.obs['sample']", '2 missing'], early=True),
+        case(G, 'CLI embed --batch-key nope: no such obs column', cli_b('nope'), want=["'nope'", 'label'], cli=True, early=True),
+        case(G, "generate_views(batch='donor3') of a model trained on donor1 and donor2", gen_unseen, want=['donor3', 'donor1']),
+        case(G, 'generate_views without a batch on a batch-aware model', gen_none, want=['which batch', 'donor1']),
+        case(G, 'transform of cells of a batch never seen in training (valid: reference mapping)', refmap, expect='ok',
+             check=lambda z: None if z.shape == (20, 4) and np.isfinite(z).all() else f'bad embedding {getattr(z, "shape", z)}'),
+        case(G, 'DiffAug.fit: a Categorical batch with an unused category (valid)', unused_cats, expect='ok',
+             check=lambda m: None if m.batches_ == ['donor1', 'donor2'] else f'batches {m.batches_}'),
+    ]
+
+GROUP_CASES = [atomic_cases, checkpoint_cases, late_cases, dtype_cases, args_cases, cli_cases, caller_cases, holdout_cases, batch_cases]
 CASES = [c for group in GROUP_CASES for c in group()]
 
 # ---------------------------------------------------------------------------------------------------------------------

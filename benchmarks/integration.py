@@ -1,0 +1,307 @@
+"""Batch integration on semi-synthetic atlases (issue 24): DiffAug with `batch` against the methods single-cell users run.
+
+Data with known truth (`diffaug.datasets.simulate_batches`): the 700 real cells of pbmc68k_reduced (their counts,
+`pbmc68k_counts`) split into batches of unequal cell-type make-up (Dirichlet 2), each measured with its own gene-wise
+gain and offset, depth and noise at a given strength. Every seed draws new batches and new effects. The same cells
+at strength 0 (same batches, no batch effect) give the reference for bio conservation. All methods see the
+log-normalised, scaled counts (normalize_total 1e4, log1p, scale clipped at 10) except scVI, which models the counts.
+
+Rows (labels are never used by any method):
+  pca_nobatch     PCA-50 of the same cells simulated without batch effects (the reference, not a competitor)
+  pca             PCA-50, uncorrected
+  harmony         harmonypy on PCA-50 (key = batch)
+  scanorama       Scanorama's integrated 50-d space (per-batch log-normalised data)
+  scvi            scVI with batch_key, its default model (10-d latent) and its own epoch rule
+  knnmix          DiffAug(augment='knnmix'): kNN-mix views, no batch
+  knnmix_mnn      DiffAug(augment='knnmix').fit(x, batch=b): views mixing mutual nearest neighbours across batches
+  diffaug         DiffAug(): no batch
+  diffaug_batch   DiffAug().fit(x, batch=b): cross-batch neighbours and generated cross-batch positives
+  diffaug_refmap  DiffAug().fit on the reference batches only, the held-out batch embedded by `transform` (reference
+                  mapping without retraining; scored for label transfer only)
+
+Scores: scib-metrics' Benchmarker (bio conservation, batch correction, total = 0.6 bio + 0.4 batch; unscaled values,
+so numbers compare across seeds), and label transfer: a 15-NN classifier trained on the reference batches' cells
+predicts the cell types of the held-out batch (the last one), accuracy and macro F1. Paired over seeds.
+
+    python benchmarks/integration.py run --n-batches 3 --strength 1.0 --seeds 0 1 2 3 4     # results/integration-b3-s1.0.csv
+    python benchmarks/integration.py report                                                   # results/integration.md, figures
+
+Design choices of the method (MNN views, generated views in a uniformly drawn other batch, lam and rounds at their
+defaults) were made on one configuration, 3 batches at strength 1.0, seed 0, before this script ran; every other
+configuration and seed is held out.
+"""
+from __future__ import annotations
+import argparse, sys, time, logging, warnings
+from pathlib import Path
+import numpy as np, pandas as pd, torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import write_text_atomic, machine_line, positive_int
+from diffaug.report import md_table, savefig
+from diffaug.datasets import pbmc68k_counts, simulate_batches
+from diffaug.contrastive import DiffAug
+
+OUT = Path(__file__).resolve().parent / 'results'
+LABEL, BATCH = 'bulk_labels', 'batch'
+SMOKE = False
+METHODS = ['pca_nobatch', 'pca', 'harmony', 'scanorama', 'scvi', 'knnmix', 'knnmix_mnn', 'diffaug', 'diffaug_batch', 'diffaug_refmap']
+
+def prep(a):
+    "Log-normalised, scaled dense matrix of a counts AnnData (and the unscaled log-normalised copy, for Scanorama)."
+    import scanpy as sc
+    a = a.copy(); sc.pp.normalize_total(a, target_sum=1e4); sc.pp.log1p(a)
+    lognorm = a.copy()
+    sc.pp.scale(a, max_value=10)
+    return np.asarray(a.X, dtype=np.float32), lognorm
+
+def pca50(x, seed):
+    from sklearn.decomposition import PCA
+    return PCA(50, random_state=seed).fit_transform(x).astype(np.float32)
+
+def run_harmony(zpca, obs, seed):
+    import harmonypy
+    ho = harmonypy.run_harmony(zpca, obs, [BATCH], random_state=seed, verbose=False)
+    z = np.asarray(ho.Z_corr)
+    return (z.T if z.shape[0] != len(obs) else z).astype(np.float32)
+
+def run_scanorama(lognorm, seed):
+    import scanorama
+    np.random.seed(seed)
+    cats = list(lognorm.obs[BATCH].cat.categories)
+    parts = [lognorm[lognorm.obs[BATCH] == c].copy() for c in cats]
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        scanorama.integrate_scanpy(parts, dimred=50, verbose=0, seed=seed)
+    z = np.zeros((lognorm.n_obs, 50), np.float32)
+    for c, p in zip(cats, parts): z[(lognorm.obs[BATCH] == c).to_numpy()] = p.obsm['X_scanorama']
+    return z
+
+def run_scvi(counts, seed, max_epochs=None):
+    import anndata, scvi
+    scvi.settings.seed = seed; scvi.settings.verbosity = logging.ERROR
+    a = anndata.AnnData(counts.X.copy(), obs=counts.obs[[BATCH]].copy())
+    scvi.model.SCVI.setup_anndata(a, batch_key=BATCH)
+    m = scvi.model.SCVI(a)
+    m.train(max_epochs=1 if SMOKE else max_epochs, accelerator='cpu', enable_progress_bar=False)
+    return m.get_latent_representation().astype(np.float32), m.history['elbo_train'].shape[0]
+
+def run_diffaug(x, seed, batch=None, **kw):
+    if SMOKE: kw['epochs'] = 1 if kw.get('augment') == 'knnmix' else (1, 1, 1)
+    m = DiffAug(random_state=seed, progress=False, device='cpu', **kw).fit(x, batch=batch)
+    return m.transform(x), m
+
+def label_transfer(z, y, query):
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.metrics import accuracy_score, f1_score
+    clf = KNeighborsClassifier(15).fit(z[~query], y[~query])
+    p = clf.predict(z[query])
+    return accuracy_score(y[query], p), f1_score(y[query], p, average='macro')
+
+def scib_scores(embs:dict, obs:pd.DataFrame, pre:str):
+    "scib-metrics' Benchmarker on the embeddings `embs` (unscaled results, one row per embedding)."
+    import anndata
+    from scib_metrics.benchmark import Benchmarker
+    a = anndata.AnnData(np.zeros((len(obs), 1), np.float32), obs=obs[[LABEL, BATCH]].copy())
+    for k, z in embs.items(): a.obsm[k] = z
+    logging.getLogger('scib_metrics').setLevel(logging.WARNING)
+    threads = torch.get_num_threads()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            bm = Benchmarker(a, batch_key=BATCH, label_key=LABEL, embedding_obsm_keys=list(embs), pre_integrated_embedding_obsm_key=pre,
+                             n_jobs=1, progress_bar=False)
+            bm.benchmark()
+            res = bm.get_results(min_max_scale=False)
+    finally: torch.set_num_threads(threads)
+    return res.drop(index='Metric Type').astype(float)
+
+def umap2(z, seed):
+    import umap
+    return umap.UMAP(random_state=seed, n_jobs=1).fit_transform(z).astype(np.float32)
+
+def run(a):
+    torch.set_num_threads(1)
+    counts0 = pbmc68k_counts()
+    tag = f"b{a.n_batches}-s{a.strength}"
+    rows, maps = [], {}
+    for seed in a.seeds:
+        sim = simulate_batches(counts0, LABEL, n_batches=a.n_batches, strength=a.strength, random_state=seed)
+        ref = simulate_batches(counts0, LABEL, n_batches=a.n_batches, strength=0., random_state=seed)
+        x, lognorm = prep(sim); x0, _ = prep(ref)
+        y = sim.obs[LABEL].astype(str).to_numpy(); b = sim.obs[BATCH].astype(str).to_numpy()
+        held = sim.obs[BATCH].cat.categories[-1]; query = b == held
+        embs, secs, extra = {}, {}, {}
+        def timed(name, f):
+            t0 = time.time(); embs[name] = f(); secs[name] = time.time() - t0
+            print(f"[{tag} seed {seed}] {name}: {secs[name]:.0f}s", flush=True)
+        timed('pca', lambda: pca50(x, seed))
+        timed('pca_nobatch', lambda: pca50(x0, seed))
+        timed('harmony', lambda: run_harmony(pca50(x, seed), sim.obs, seed))
+        timed('scanorama', lambda: run_scanorama(lognorm, seed))
+        if not a.no_scvi:
+            def f():
+                z, ep = run_scvi(sim, seed); extra['scvi_epochs'] = ep; return z
+            timed('scvi', f)
+        timed('knnmix', lambda: run_diffaug(x, seed, augment='knnmix')[0])
+        timed('knnmix_mnn', lambda: run_diffaug(x, seed, batch=b, augment='knnmix')[0])
+        timed('diffaug', lambda: run_diffaug(x, seed)[0])
+        timed('diffaug_batch', lambda: run_diffaug(x, seed, batch=b)[0])
+        def refmap():
+            _, m = run_diffaug(x[~query], seed, batch=b[~query])
+            return m.transform(x)  # the held-out batch was never seen, and needs no batch label to be embedded
+        timed('diffaug_refmap', refmap)
+        integ = {k: v for k, v in embs.items() if k not in ('pca_nobatch', 'diffaug_refmap')}
+        sc_main = scib_scores(integ, sim.obs, 'pca')
+        sc_ref = scib_scores({'pca_nobatch': embs['pca_nobatch']}, ref.obs, 'pca_nobatch')
+        sc_all = pd.concat([sc_main, sc_ref])
+        for name, z in embs.items():
+            acc, f1 = label_transfer(z, y, query)
+            r = dict(n_batches=a.n_batches, strength=a.strength, seed=seed, method=name, seconds=secs[name],
+                     transfer_acc=acc, transfer_f1=f1, held_out=held, n_query=int(query.sum()))
+            if name in sc_all.index: r.update({k.lower().replace(' ', '_'): float(v) for k, v in sc_all.loc[name].items()})
+            if name == 'scvi': r['scvi_epochs'] = extra.get('scvi_epochs')
+            rows.append(r)
+        print(pd.DataFrame(rows[-len(embs):]).set_index('method')[['total', 'bio_conservation', 'batch_correction', 'transfer_acc']].round(3), flush=True)
+        if seed == a.seeds[0] and not a.no_umap:
+            for name in ('pca', 'harmony', 'scvi', 'diffaug', 'diffaug_batch', 'pca_nobatch'):
+                if name in embs: maps[name] = umap2(embs[name], seed)
+            um = pd.DataFrame({'cell_type': y, 'batch': b})
+            for name, u in maps.items(): um[f'{name}_1'], um[f'{name}_2'] = u[:, 0], u[:, 1]
+            write_text_atomic(OUT / f'integration-{tag}-umap.csv', um.to_csv(index=False, float_format='%.4f'))
+        df = pd.DataFrame(rows)
+        write_text_atomic(OUT / f'integration-{tag}.csv', df.to_csv(index=False))
+    return df
+
+# --- the report ---------------------------------------------------------------------------------------------------
+
+SHOW = [('total', 'scib total'), ('bio_conservation', 'bio conservation'), ('batch_correction', 'batch correction'),
+        ('transfer_acc', 'label transfer acc.'), ('transfer_f1', 'label transfer F1')]
+
+def paired(d, m1, m2, col):
+    "Paired differences m1 - m2 over seeds: mean, sd, sign count and the exact two-sided sign-flip permutation p."
+    p = d.pivot(index='seed', columns='method', values=col)[[m1, m2]].dropna()
+    diff = (p[m1] - p[m2]).to_numpy()
+    n = len(diff)
+    signs = np.array(np.meshgrid(*[[-1, 1]] * n)).reshape(n, -1).T
+    stat = np.abs((signs * diff).mean(1)); pval = float((stat >= abs(diff.mean()) - 1e-12).mean())
+    return diff.mean(), diff.std(ddof=1) if n > 1 else np.nan, int((diff > 0).sum()), n, pval
+
+def scib_figure(s:pd.DataFrame, path):
+    "The scib table as the field draws it: one circle per metric (size and colour = value), bars for the aggregate scores."
+    import matplotlib.pyplot as plt
+    metrics = [c for c in s.columns if c not in ('total', 'bio_conservation', 'batch_correction')]
+    aggs = ['bio_conservation', 'batch_correction', 'total']
+    s = s.sort_values('total', ascending=True)
+    fig, ax = plt.subplots(figsize=(1.0 * (len(metrics) + 3 * 1.6) + 2.5, 0.5 * len(s) + 1.6))
+    cmap = plt.get_cmap('viridis')
+    for i, (name, r) in enumerate(s.iterrows()):
+        for j, m in enumerate(metrics):
+            ax.scatter(j, i, s=60 + 500 * max(r[m], 0), color=cmap(max(min(r[m], 1), 0)), edgecolor='k', lw=0.3)
+            ax.text(j, i - 0.36, f"{r[m]:.2f}", ha='center', va='top', fontsize=8)
+        for k, m in enumerate(aggs):
+            x0 = len(metrics) + 0.2 + 1.6 * k
+            ax.barh(i, 1.4 * r[m], left=x0, height=0.6, color=cmap(r[m]))
+            ax.text(x0 + 1.4 * r[m] + 0.05, i, f"{r[m]:.3f}", va='center', fontsize=8)
+    labels = [m.replace('_', ' ') for m in metrics] + ['bio cons.', 'batch corr.', 'total']
+    ax.set_xticks(list(range(len(metrics))) + [len(metrics) + 0.2 + 1.6 * k + 0.7 for k in range(3)], labels, rotation=35, ha='right', fontsize=9)
+    ax.set_yticks(range(len(s)), s.index, fontsize=9)
+    ax.set_xlim(-0.7, len(metrics) + 0.2 + 1.6 * 3 + 0.8); ax.set_ylim(-0.8, len(s) - 0.4)
+    for sp in ('top', 'right'): ax.spines[sp].set_visible(False)
+    ax.set_xlabel('scib-metrics score (0-1; circles: one metric each, bars: aggregates)', fontsize=9)
+    sm = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(0, 1)); cb = fig.colorbar(sm, ax=ax, fraction=0.025, pad=0.01)
+    cb.set_label('score', fontsize=9)
+    return savefig(fig, path)
+
+def umap_figure(um:pd.DataFrame, path, title):
+    import matplotlib.pyplot as plt
+    names = [c[:-2] for c in um.columns if c.endswith('_1')]
+    nice = {'pca': 'PCA (uncorrected)', 'harmony': 'Harmony', 'scvi': 'scVI', 'diffaug': 'DiffAug (no batch)',
+            'diffaug_batch': 'DiffAug with batch', 'pca_nobatch': 'PCA, no batch effect (reference)'}
+    fig, axs = plt.subplots(2, len(names), figsize=(3.2 * len(names), 6.8))
+    types, batches = sorted(um.cell_type.unique()), sorted(um.batch.unique())
+    tc = {t: plt.get_cmap('tab10')(i) for i, t in enumerate(types)}; bc = {t: plt.get_cmap('Set1')(i) for i, t in enumerate(batches)}
+    for j, n in enumerate(names):
+        for i, (col, cmap) in enumerate((('batch', bc), ('cell_type', tc))):
+            ax = axs[i, j]
+            ax.scatter(um[f'{n}_1'], um[f'{n}_2'], s=4, c=[cmap[v] for v in um[col]], lw=0)
+            ax.set_xticks([]); ax.set_yticks([]); ax.set_xlabel('UMAP 1', fontsize=9); ax.set_ylabel('UMAP 2', fontsize=9)
+            if i == 0: ax.set_title(nice.get(n, n), fontsize=10)
+    for i, (cmap, what) in enumerate(((bc, 'batch'), (tc, 'cell type'))):
+        h = [plt.Line2D([], [], marker='o', ls='', color=c, label=k) for k, c in cmap.items()]
+        axs[i, -1].legend(handles=h, title=what, loc='center left', bbox_to_anchor=(1.02, 0.5), fontsize=8, title_fontsize=9, frameon=False)
+    fig.suptitle(title, fontsize=11)
+    return savefig(fig, path)
+
+def report(a):
+    parts = sorted(OUT.glob('integration-b*-s*.csv'))
+    parts = [p for p in parts if not p.name.endswith('-umap.csv')]
+    if not parts: raise SystemExit('no results/integration-b*-s*.csv yet; run `integration.py run` first')
+    df = pd.concat([pd.read_csv(p) for p in parts], ignore_index=True)
+    lines = ['# Batch integration on semi-synthetic atlases (pbmc68k_reduced cells, simulated batches)', '',
+             f"Written by `benchmarks/integration.py` ({machine_line(1)} under the load of other jobs). Every method sees the same cells "
+             f"(700 real PBMCs; batches, make-up and batch effects drawn anew per seed by `diffaug.datasets.simulate_batches`). "
+             f"scib-metrics' Benchmarker, unscaled (total = 0.6 bio conservation + 0.4 batch correction); label transfer: 15-NN from the "
+             f"reference batches to the held-out last batch. Mean ± sd over seeds; `pca_nobatch` is PCA of the same cells without batch "
+             f"effects, the reference for bio conservation, not a competitor. `diffaug_refmap` was trained without the held-out batch "
+             f"(scored for label transfer only). The design of DiffAug's batch path was chosen on 3 batches, strength 1.0, seed 0; "
+             f"everything else is held out.", '']
+    figs = []
+    for (nb, st), d in df.groupby(['n_batches', 'strength'], sort=True):
+        seeds = sorted(d.seed.unique())
+        lines += [f"## {nb} batches, strength {st} ({len(seeds)} seeds: {', '.join(map(str, seeds))})", '']
+        g = d.groupby('method', sort=False)
+        tab = pd.DataFrame(index=[m for m in METHODS if m in g.groups])
+        for col, nm in SHOW:
+            mu, sd = g[col].mean(), g[col].std(ddof=1)
+            tab[nm] = [f"{100 * mu[m]:.1f} ± {100 * sd[m]:.1f}" if pd.notna(mu.get(m)) else '' for m in tab.index]
+        tab['fit seconds'] = [f"{g['seconds'].mean()[m]:.0f}" for m in tab.index]
+        lines += [md_table(tab.reset_index(names='method')), '']
+        comp = d[~d.method.isin(['pca_nobatch', 'diffaug_refmap'])]
+        mean = comp.groupby('method').mean(numeric_only=True)
+        best_total = mean['total'].idxmax(); best_tr = mean['transfer_acc'].idxmax()
+        ref = d[d.method == 'pca_nobatch']['bio_conservation'].mean()
+        db = mean.loc['diffaug_batch'] if 'diffaug_batch' in mean.index else None
+        words = [f"Highest scib total: **{best_total}** ({100 * mean.loc[best_total, 'total']:.1f}); highest label-transfer accuracy: "
+                 f"**{best_tr}** ({100 * mean.loc[best_tr, 'transfer_acc']:.1f})."]
+        if db is not None:
+            words.append(f"DiffAug with batch: total {100 * db['total']:.1f}, batch correction {100 * db['batch_correction']:.1f} "
+                         f"(uncorrected PCA {100 * mean.loc['pca', 'batch_correction']:.1f}), bio conservation {100 * db['bio_conservation']:.1f} "
+                         f"against {100 * ref:.1f} for PCA without batch effects ({100 * (db['bio_conservation'] - ref):+.1f} points).")
+        lines += [' '.join(words), '', 'Paired differences, DiffAug with batch minus each row (points; sign count = seeds where DiffAug with batch is higher; '
+                  'p = exact two-sided sign-flip permutation test over seeds, whose smallest possible value at 5 seeds is 0.0625):', '']
+        pr = []
+        for other in [m for m in METHODS if m in g.groups and m not in ('diffaug_batch', 'pca_nobatch', 'diffaug_refmap')]:
+            row = {'against': other}
+            for col, nm in SHOW[:4]:
+                mdiff, sdd, pos, n, pv = paired(d, 'diffaug_batch', other, col)
+                row[nm] = f"{100 * mdiff:+.1f} ± {100 * sdd:.1f} ({pos}/{n}, p={pv:.2f})"
+            pr.append(row)
+        lines += [md_table(pd.DataFrame(pr)), '']
+        # the scib table figure and the UMAPs of the first seed
+        tag = f"b{nb}-s{st}"
+        mcols = [c for c in d.columns if c not in ('n_batches', 'strength', 'seed', 'method', 'seconds', 'transfer_acc', 'transfer_f1', 'held_out', 'n_query', 'scvi_epochs')]
+        s = d[~d.method.isin(['diffaug_refmap'])].groupby('method')[mcols].mean().dropna(how='all')
+        f1 = scib_figure(s, OUT / f'integration-{tag}-scib.png'); figs.append(f1)
+        lines += [f"![scib-metrics scores, {nb} batches at strength {st}, mean over seeds]({f1})", '']
+        ump = OUT / f'integration-{tag}-umap.csv'
+        if ump.exists():
+            f2 = umap_figure(pd.read_csv(ump), OUT / f'integration-{tag}-umap.png', f"UMAPs, {nb} batches at strength {st}, seed {seeds[0]}: by batch (top) and cell type (bottom)")
+            lines += [f"![UMAPs coloured by batch and by cell type]({f2})", '']
+    write_text_atomic(OUT / 'integration.md', '\n'.join(lines) + '\n')
+    print('\n'.join(lines))
+
+def main():
+    global SMOKE
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest='cmd', required=True)
+    r = sub.add_parser('run'); r.add_argument('--n-batches', type=positive_int, default=3); r.add_argument('--strength', type=float, default=1.0)
+    r.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2, 3, 4]); r.add_argument('--no-scvi', action='store_true')
+    r.add_argument('--no-umap', action='store_true'); r.add_argument('--smoke', action='store_true', help='one epoch everywhere: checks the script, numbers mean nothing')
+    sub.add_parser('report')
+    a = p.parse_args()
+    if a.cmd == 'run':
+        SMOKE = a.smoke
+        run(a)
+    else: report(a)
+
+if __name__ == '__main__': main()
