@@ -126,41 +126,51 @@ class KNNMix:
         return out.to(x.device) if x is not None else out
 
 # %% ../nbs/16_augment.ipynb #09bde4c2
-def _knn_query(ref:np.ndarray, query:np.ndarray, k:int, exact_max:int=50000, random_state:int=0):
-    "Distances and indices `(len(query), k)` of the `k` nearest rows of `ref` to each row of `query` (exact up to `exact_max` rows of `ref`)."
+def _searcher(ref:np.ndarray, exact_max:int=50000, random_state:int=0):
+    "`search(query, k) -> (distances, indices)` over the rows of `ref`: exact up to `exact_max` rows, pynndescent above."
     if len(ref) <= exact_max:
         from sklearn.neighbors import NearestNeighbors
-        return NearestNeighbors(n_neighbors=k).fit(ref).kneighbors(query)
+        nn_ = NearestNeighbors().fit(ref)
+        return lambda q, k: nn_.kneighbors(q, n_neighbors=k)
     from pynndescent import NNDescent
-    idx = NNDescent(ref, n_neighbors=max(k, 15), random_state=random_state, n_jobs=1, verbose=False)
-    j, d = idx.query(query, k=k)
-    return d, j
+    idx = NNDescent(ref, n_neighbors=30, random_state=random_state, n_jobs=1, verbose=False)
+    idx.prepare()
+    def search(q, k): j, d = idx.query(q, k=k); return d, j
+    return search
+
+def _first_true(mask:np.ndarray, k:int) -> np.ndarray:
+    "`mask` with only the first `k` True entries of each row kept."
+    return mask & (np.cumsum(mask, 1) <= k)
 
 def mnn_graph(emb:np.ndarray, # points `(N, d)`, e.g. PCA scores
               batch, # batch of each point `(N,)`
               k:int, # partners kept per point
               k_mnn:int=20, # neighbours searched in each other batch
-              random_state:int=0, # seed of the approximate search (large batches)
+              random_state:int=0, # seed of the approximate search (batches over 50,000 cells)
              ) -> tuple[np.ndarray, np.ndarray]:
     "Each point's `k` nearest mutual nearest neighbours in other batches (cosine; cycled when it has fewer), and the mask of points that have any."
-    emb = np.asarray(emb, dtype=np.float64); batch = np.asarray(batch)
-    n = len(emb)
-    e = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+    batch = np.asarray(batch)
+    e = np.asarray(emb, dtype=np.float32)
+    e = e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
+    n = len(e)
     cats = pd.unique(batch)
     members = {c: np.flatnonzero(batch == c) for c in cats}
-    I, J, D = [], [], []
+    search = {c: _searcher(e[members[c]], random_state=random_state) for c in cats}  # one index per batch, shared by every pair
+    I, J, D = [], [], []  # each point's partners: at most k per other batch (int32/float32: 12 bytes per entry)
+    def keep(rows_a, n_ab, d_ab, n_ba, ia, ib):
+        for s in range(0, len(rows_a), 8192):  # is row r of a among the neighbours (in a) of its neighbour j (in b)?
+            r = rows_a[s:s + 8192]
+            m = _first_true((n_ba[n_ab[r]] == r[:, None, None]).any(-1), k)
+            rr, tt = np.nonzero(m)
+            I.append(ia[r[rr]].astype(np.int32)); J.append(ib[n_ab[r[rr], tt]].astype(np.int32)); D.append(d_ab[r[rr], tt].astype(np.float32))
     for u, a in enumerate(cats):
         for b in cats[u + 1:]:
             ia, ib = members[a], members[b]
-            ka, kb = min(k_mnn, len(ib)), min(k_mnn, len(ia))
-            d_ab, n_ab = _knn_query(e[ib], e[ia], ka, random_state=random_state)
-            _, n_ba = _knn_query(e[ia], e[ib], kb, random_state=random_state)
-            for s in range(0, len(ia), 8192):  # is row r of a among the neighbours (in a) of its neighbour j (in b)?
-                r = np.arange(s, min(s + 8192, len(ia)))
-                mutual = (n_ba[n_ab[r]] == r[:, None, None]).any(-1)
-                rr, tt = np.nonzero(mutual)
-                pa, pb, dd = ia[r[rr]], ib[n_ab[r[rr], tt]], d_ab[r[rr], tt]
-                I += [pa, pb]; J += [pb, pa]; D += [dd, dd]
+            d_ab, n_ab = search[b](e[ia], min(k_mnn, len(ib)))
+            d_ba, n_ba = search[a](e[ib], min(k_mnn, len(ia)))
+            keep(np.arange(len(ia)), n_ab, d_ab, n_ba, ia, ib)
+            keep(np.arange(len(ib)), n_ba, d_ba, n_ab, ib, ia)
+            del d_ab, n_ab, d_ba, n_ba
     out = np.full((n, k), -1, dtype=np.int64)
     if not I: return out, np.zeros(n, bool)
     I, J, D = np.concatenate(I), np.concatenate(J), np.concatenate(D)

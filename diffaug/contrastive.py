@@ -28,15 +28,17 @@ from .rows import VectorScaler, RowSource
 from .augment import KNNMix, ImageViews, ViewBank, GeneratedViews, DEFAULT_LAM
 
 # %% auto #0
-__all__ = ['DEFAULT_BS', 'DEFAULT_LR', 'DEFAULT_WD', 'GEN_BS', 'GEN_LR', 'SETTINGS', 'PROGRESS_KIND', 'MOVED_SETTINGS',
-           'ContrastiveViewsCB', 'PairLoss', 'encoder_learner', 'fit_encoder', 'BankViews', 'fit_generator',
-           'auto_epochs', 'EncoderSettings', 'ViewSettings', 'GeneratorSettings', 'LossSettings', 'settings_group',
-           'DiffAug', 'check_batch', 'batch_onehot', 'other_batches', 'BankRefreshCB', 'group_settings']
+__all__ = ['DEFAULT_BS', 'DEFAULT_LR', 'DEFAULT_WD', 'GEN_BS', 'GEN_LR', 'ROWS_IN_MEMORY', 'SETTINGS', 'PROGRESS_KIND',
+           'MOVED_SETTINGS', 'ContrastiveViewsCB', 'PairLoss', 'encoder_learner', 'fit_encoder', 'BankViews',
+           'fit_generator', 'auto_epochs', 'EncoderSettings', 'ViewSettings', 'GeneratorSettings', 'LossSettings',
+           'settings_group', 'DiffAug', 'check_batch', 'batch_onehot', 'other_batches', 'BankRefreshCB',
+           'group_settings']
 
 # %% ../nbs/17_contrastive.ipynb #defs0002
 DEFAULT_BS = 128  # the encoder's batch cap; on pbmc68k, batches of 128 clustered better than the old cap's 350 (K-means/ARI +5 points, 5 seeds; benchmarks/levers.py)
 DEFAULT_LR, DEFAULT_WD = 1e-3, 0.01  # AdamW of the encoder phases (the reference setting)
 GEN_BS, GEN_LR = 128, 2e-3  # batch size and one-cycle peak learning rate of the generator (M phase)
+ROWS_IN_MEMORY = 1 << 30  # rows on disk that take at most this many bytes in memory (CSR as stored) are read in once: random rows from disk are slow
 
 # %% ../nbs/17_contrastive.ipynb #bbf28932
 class ContrastiveViewsCB(Callback):
@@ -338,7 +340,9 @@ def prepare(self:DiffAug, x, batch=None):
     self.device = resolve_device(self.device_arg, x)  # the package's device policy (see `core.resolve_device`), per fit
     if getattr(x, 'ndim', None) == 4: check_channels_first(tuple(x.shape), 'x')
     self.streamed_ = isinstance(x, RowSource)  # rows on disk: read per batch, never all at once
-    if self.streamed_: lean_heap()  # hours of batch-sized buffers: keep glibc from holding on to them (see `lean_heap`)
+    if self.streamed_:
+        lean_heap()  # hours of batch-sized buffers: keep glibc from holding on to them (see `lean_heap`)
+        x = x.in_memory(ROWS_IN_MEMORY)  # a file that fits is read once; a larger one stays on disk, read a batch at a time
     if not self.streamed_: x = as_tensor(x, 'x', ndim=(2, 4))
     n = len(x)
     if x[0].numel() == 0: raise ValueError(f"x has no features: shape {tuple(x.shape)}; DiffAug needs at least one")

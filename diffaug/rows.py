@@ -66,6 +66,26 @@ class RowSource:
         g = f if self.transform is None else (lambda t, a=self.transform: f(a(t)))
         return RowSource(self.m, self.name, self.index, g, self.chunk)
 
+    def stored_bytes(self) -> int|None:
+        "Bytes the whole matrix takes in memory as it is stored (CSR: values, column indices and row pointers), or None when it is in memory already."
+        m = self.m
+        if isinstance(m, (np.ndarray, torch.Tensor)) or hasattr(m, 'tocsr'): return None  # numpy, torch or scipy: in memory
+        if hasattr(m, 'group') and hasattr(m, 'to_memory'):  # anndata's backed sparse matrix
+            g = m.group
+            return int(g['data'].size * g['data'].dtype.itemsize + g['indices'].size * g['indices'].dtype.itemsize + g['indptr'].size * g['indptr'].dtype.itemsize)
+        return int(np.prod(m.shape) * np.dtype(getattr(m, 'dtype', np.float32)).itemsize)  # an h5py dataset
+
+    def in_memory(self, max_bytes:int, # read the matrix into memory only if it takes at most this many bytes there
+                 ) -> RowSource:
+        "The same rows served from memory when the stored matrix fits in `max_bytes` (random rows from disk are slow), else `self`."
+        b = self.stored_bytes()
+        if b is None or b > max_bytes: return self
+        m = self.m.to_memory() if hasattr(self.m, 'to_memory') else np.asarray(self.m[:])
+        if hasattr(m, 'indptr'):  # one index type: scipy copies both index arrays on every row lookup when they differ (10x slower)
+            it = np.int32 if m.nnz < 2**31 - 1 else np.int64
+            m.indptr, m.indices = m.indptr.astype(it, copy=False), m.indices.astype(it, copy=False)
+        return RowSource(m, self.name, self.index, self.transform, self.chunk)
+
     def chunks(self, size:int|None=None):
         "Blocks of consecutive rows `(start, tensor)`, in order."
         size = size or self.chunk
