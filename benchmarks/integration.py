@@ -186,6 +186,10 @@ def paired(d, m1, m2, col):
     stat = np.abs((signs * diff).mean(1)); pval = float((stat >= abs(diff.mean()) - 1e-12).mean())
     return diff.mean(), diff.std(ddof=1) if n > 1 else np.nan, int((diff > 0).sum()), n, pval
 
+NICE = {'pca': 'PCA (uncorrected)', 'harmony': 'Harmony', 'scanorama': 'Scanorama', 'scvi': 'scVI', 'knnmix': 'kNN-mix',
+        'knnmix_mnn': 'kNN-mix, cross-batch neighbours', 'diffaug': 'DiffAug (no batch)', 'diffaug_batch': 'DiffAug with batch',
+        'pca_nobatch': 'PCA, no batch effect (reference)'}
+
 def scib_figure(s:pd.DataFrame, path):
     "The scib table as the field draws it: one circle per metric (size and colour = value), bars for the aggregate scores."
     import matplotlib.pyplot as plt
@@ -204,7 +208,7 @@ def scib_figure(s:pd.DataFrame, path):
             ax.text(x0 + 1.4 * r[m] + 0.05, i, f"{r[m]:.3f}", va='center', fontsize=8)
     labels = [m.replace('_', ' ') for m in metrics] + ['bio cons.', 'batch corr.', 'total']
     ax.set_xticks(list(range(len(metrics))) + [len(metrics) + 0.2 + 1.6 * k + 0.7 for k in range(3)], labels, rotation=35, ha='right', fontsize=9)
-    ax.set_yticks(range(len(s)), s.index, fontsize=9)
+    ax.set_yticks(range(len(s)), [NICE.get(m, m) for m in s.index], fontsize=9)
     ax.set_xlim(-0.7, len(metrics) + 0.2 + 1.6 * 3 + 0.8); ax.set_ylim(-0.8, len(s) - 0.4)
     for sp in ('top', 'right'): ax.spines[sp].set_visible(False)
     ax.set_xlabel('scib-metrics score (0-1; circles: one metric each, bars: aggregates)', fontsize=9)
@@ -215,8 +219,7 @@ def scib_figure(s:pd.DataFrame, path):
 def umap_figure(um:pd.DataFrame, path, title):
     import matplotlib.pyplot as plt
     names = [c[:-2] for c in um.columns if c.endswith('_1')]
-    nice = {'pca': 'PCA (uncorrected)', 'harmony': 'Harmony', 'scvi': 'scVI', 'diffaug': 'DiffAug (no batch)',
-            'diffaug_batch': 'DiffAug with batch', 'pca_nobatch': 'PCA, no batch effect (reference)'}
+    nice = NICE
     fig, axs = plt.subplots(2, len(names), figsize=(3.2 * len(names), 6.8))
     types, batches = sorted(um.cell_type.unique()), sorted(um.batch.unique())
     tc = {t: plt.get_cmap('tab10')(i) for i, t in enumerate(types)}; bc = {t: plt.get_cmap('Set1')(i) for i, t in enumerate(batches)}

@@ -1,4 +1,4 @@
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 import os as _os, sys as _sys
 # torch's CPU threads (OpenMP) spin while they wait for work by default. diffaug's models are small, so a step is many

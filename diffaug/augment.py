@@ -138,9 +138,12 @@ def _searcher(ref:np.ndarray, exact_max:int=50000, random_state:int=0):
     def search(q, k): j, d = idx.query(q, k=k); return d, j
     return search
 
-def _first_true(mask:np.ndarray, k:int) -> np.ndarray:
-    "`mask` with only the first `k` True entries of each row kept."
-    return mask & (np.cumsum(mask, 1) <= k)
+def _merge_best(best_d:np.ndarray, best_j:np.ndarray, rows:np.ndarray, d:np.ndarray, j:np.ndarray):
+    "Merge candidates `(len(rows), m)` (distance inf: none) into the running best `(N, k)` of `rows`, nearest first, ties by index."
+    k = best_d.shape[1]
+    D = np.concatenate([best_d[rows], d], 1); J = np.concatenate([best_j[rows], j], 1)
+    order = np.lexsort((np.where(J < 0, np.iinfo(np.int32).max, J), D), axis=1)[:, :k]
+    best_d[rows] = np.take_along_axis(D, order, 1); best_j[rows] = np.take_along_axis(J, order, 1)
 
 def mnn_graph(emb:np.ndarray, # points `(N, d)`, e.g. PCA scores
               batch, # batch of each point `(N,)`
@@ -156,29 +159,26 @@ def mnn_graph(emb:np.ndarray, # points `(N, d)`, e.g. PCA scores
     cats = pd.unique(batch)
     members = {c: np.flatnonzero(batch == c) for c in cats}
     search = {c: _searcher(e[members[c]], random_state=random_state) for c in cats}  # one index per batch, shared by every pair
-    I, J, D = [], [], []  # each point's partners: at most k per other batch (int32/float32: 12 bytes per entry)
-    def keep(rows_a, n_ab, d_ab, n_ba, ia, ib):
-        for s in range(0, len(rows_a), 8192):  # is row r of a among the neighbours (in a) of its neighbour j (in b)?
-            r = rows_a[s:s + 8192]
-            m = _first_true((n_ba[n_ab[r]] == r[:, None, None]).any(-1), k)
-            rr, tt = np.nonzero(m)
-            I.append(ia[r[rr]].astype(np.int32)); J.append(ib[n_ab[r[rr], tt]].astype(np.int32)); D.append(d_ab[r[rr], tt].astype(np.float32))
+    best_d = np.full((n, k), np.inf, np.float32); best_j = np.full((n, k), -1, np.int32)  # O(N k) whatever the number of batches
+    def keep(n_ab, d_ab, n_ba, ia, ib):  # rows of a: their nearest partners in b that are mutual
+        for s in range(0, len(ia), 8192):  # is row r of a among the neighbours (in a) of its neighbour j (in b)?
+            r = np.arange(s, min(s + 8192, len(ia)))
+            m = (n_ba[n_ab[r]] == r[:, None, None]).any(-1)
+            m &= np.cumsum(m, 1) <= k  # the k nearest mutual ones (the search returns them nearest first)
+            sel = np.argsort(~m, axis=1, kind='stable')[:, :k]  # the kept entries first, in their order
+            _merge_best(best_d, best_j, ia[r], np.take_along_axis(np.where(m, d_ab[r], np.inf), sel, 1).astype(np.float32),
+                        np.take_along_axis(np.where(m, ib[n_ab[r]], -1), sel, 1).astype(np.int32))
     for u, a in enumerate(cats):
         for b in cats[u + 1:]:
             ia, ib = members[a], members[b]
             d_ab, n_ab = search[b](e[ia], min(k_mnn, len(ib)))
             d_ba, n_ba = search[a](e[ib], min(k_mnn, len(ia)))
-            keep(np.arange(len(ia)), n_ab, d_ab, n_ba, ia, ib)
-            keep(np.arange(len(ib)), n_ba, d_ba, n_ab, ib, ia)
+            keep(n_ab, d_ab, n_ba, ia, ib); keep(n_ba, d_ba, n_ab, ib, ia)
             del d_ab, n_ab, d_ba, n_ba
-    out = np.full((n, k), -1, dtype=np.int64)
-    if not I: return out, np.zeros(n, bool)
-    I, J, D = np.concatenate(I), np.concatenate(J), np.concatenate(D)
-    order = np.lexsort((J, D, I))  # by point, then distance (ties by index)
-    I, J = I[order], J[order]
-    cnt = np.bincount(I, minlength=n); start = np.cumsum(cnt) - cnt
+    cnt = np.isfinite(best_d).sum(1)
     has = cnt > 0
-    for t in range(k): out[has, t] = J[start[has] + t % cnt[has]]
+    out = np.full((n, k), -1, dtype=np.int64)
+    for t in range(k): out[has, t] = best_j[has, t % cnt[has]]
     return out, has
 
 # %% ../nbs/16_augment.ipynb #36bd53e0

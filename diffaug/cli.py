@@ -33,7 +33,7 @@ def add_api_options(p:argparse.ArgumentParser, # parser to extend
         flags = ['--' + name.replace('_', '-')] + (['--seed'] if name == 'random_state' else [])  # the name every CLI user tries first
         if prm.default is False:  # a switch: `--resume`, not `--resume True`
             p.add_argument(*flags, dest=name, action='store_true', default=argparse.SUPPRESS, help=(docs.get(name) or '').replace('%', '%%'))
-        else: p.add_argument(*flags, dest=name, type=_literal, default=argparse.SUPPRESS,
+        else: p.add_argument(*flags, dest=name, type=str if str(prm.annotation).replace(' ', '') in ('str', 'str|None') else _literal, default=argparse.SUPPRESS,
                              help=(docs.get(name) or '').replace('%', '%%') + default)
     return p
 

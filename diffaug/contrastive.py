@@ -4,7 +4,7 @@
 
 # %% ../nbs/17_contrastive.ipynb #e6029d85
 from __future__ import annotations
-import math, json
+import math, json, shutil
 from pathlib import Path
 from dataclasses import dataclass, asdict, field, is_dataclass
 from functools import partial
@@ -17,7 +17,7 @@ from fastai.learner import Learner
 from fastai.callback.core import Callback
 from .core import as_tensor, make_generator, Seeds, torch_seed, check_int, check_number, check_device, check_channels_first, resolve_device
 from .streaming import lean_heap
-from .io import save_checkpoint, load_checkpoint, load_state, CheckpointError, check_output_folder
+from .io import save_checkpoint, load_checkpoint, load_state, CheckpointError, check_output_folder, write_text_atomic
 from .learner import tensor_learner, fit_learner, BatchLossLog, Phase, run_phases
 from .distributed import dist_info, shard_rows, all_gather_rows
 from .denoiser import Denoiser
@@ -28,16 +28,17 @@ from .rows import VectorScaler, RowSource
 from .augment import KNNMix, ImageViews, ViewBank, GeneratedViews, DEFAULT_LAM
 
 # %% auto #0
-__all__ = ['DEFAULT_BS', 'DEFAULT_LR', 'DEFAULT_WD', 'GEN_BS', 'GEN_LR', 'ROWS_IN_MEMORY', 'SETTINGS', 'PROGRESS_KIND',
-           'MOVED_SETTINGS', 'ContrastiveViewsCB', 'PairLoss', 'encoder_learner', 'fit_encoder', 'BankViews',
-           'fit_generator', 'auto_epochs', 'EncoderSettings', 'ViewSettings', 'GeneratorSettings', 'LossSettings',
-           'settings_group', 'DiffAug', 'check_batch', 'batch_onehot', 'other_batches', 'BankRefreshCB',
+__all__ = ['DEFAULT_BS', 'DEFAULT_LR', 'DEFAULT_WD', 'GEN_BS', 'GEN_LR', 'STORED_BANK_BYTES', 'ROWS_IN_MEMORY', 'SETTINGS',
+           'PROGRESS_KIND', 'MOVED_SETTINGS', 'ContrastiveViewsCB', 'PairLoss', 'encoder_learner', 'fit_encoder',
+           'BankViews', 'fit_generator', 'auto_epochs', 'EncoderSettings', 'ViewSettings', 'GeneratorSettings',
+           'LossSettings', 'settings_group', 'DiffAug', 'check_batch', 'batch_onehot', 'other_batches', 'BankRefreshCB',
            'group_settings']
 
 # %% ../nbs/17_contrastive.ipynb #defs0002
 DEFAULT_BS = 128  # the encoder's batch cap; on pbmc68k, batches of 128 clustered better than the old cap's 350 (K-means/ARI +5 points, 5 seeds; benchmarks/levers.py)
 DEFAULT_LR, DEFAULT_WD = 1e-3, 0.01  # AdamW of the encoder phases (the reference setting)
 GEN_BS, GEN_LR = 128, 2e-3  # batch size and one-cycle peak learning rate of the generator (M phase)
+STORED_BANK_BYTES = 1 << 26  # bank='auto' stores the generated views up to this size (64 MiB: 8,000 cells x 2,000 genes); above it, views are drawn on demand (a refresh of 20k x 2,000 took 84 s)
 ROWS_IN_MEMORY = 1 << 30  # rows on disk that take at most this many bytes in memory (CSR as stored) are read in once: random rows from disk are slow
 
 # %% ../nbs/17_contrastive.ipynb #bbf28932
@@ -185,7 +186,7 @@ class GeneratorSettings:
     steps:int=10 # DDIM steps
     n_views:int=1 # generated views per item in the bank
     refresh_every:int|None=None # also regenerate the bank every this many E2 epochs (None: once per round)
-    bank:str='auto' # 'stored' (a bank of every item's views), 'on_demand' (views drawn per batch, O(N k) memory), 'auto' (on_demand for streamed data)
+    bank:str='auto' # 'stored' (a bank of every item's views), 'on_demand' (views drawn per batch, O(N k) memory), 'auto' (on_demand for streamed data and for banks over `STORED_BANK_BYTES`)
 
 @dataclass(kw_only=True)
 class LossSettings:
@@ -394,7 +395,8 @@ def plan(self:DiffAug, xs:torch.Tensor, # scaled training data (from `prepare`)
         return None, f"{what} by {lg['sampler'].upper()}-{lg['steps']}"
     plan = [Phase('E1', partial(encoder, views, e1, seeds.child('E1')))]
     if c['augment'] == 'diffaug':
-        on_demand = gs.bank == 'on_demand' or (gs.bank == 'auto' and isinstance(xs, RowSource))
+        big = self.kind == 'mlp' and len(xs) * gs.n_views * math.prod(self.in_shape) * 4 > STORED_BANK_BYTES  # vectors: a stored bank this large costs a long refresh and its memory
+        on_demand = gs.bank == 'on_demand' or (gs.bank == 'auto' and (isinstance(xs, RowSource) or big))
         self.bank = (GeneratedViews(len(xs), sampler=gs.sampler, steps=gs.steps) if on_demand else
                      ViewBank(len(xs), n_views=gs.n_views, sampler=gs.sampler, steps=gs.steps)).set_shape(self.in_shape)
         for r in range(c['rounds']):
@@ -432,18 +434,26 @@ def fit(self:DiffAug, x, # training data: vectors `(N, D)` or images `(N, C, H, 
        ) -> DiffAug:
     "Train the encoder (and generator) on `x`: `setup`, then run the phases of `plan`; returns `self`."
     found = None
+    if not isinstance(resume, (bool, np.bool_)): raise TypeError(f"resume must be True or False, got {resume!r}")
+    if resume and checkpoint is None: raise ValueError("resume=True needs the checkpoint folder of the fit to continue: pass checkpoint=...")
     if checkpoint is not None:  # before any work: the folder takes files, and earlier progress is not overwritten by mistake
         checkpoint = check_output_folder(checkpoint, 'checkpoint')
         found = _read_progress(checkpoint)
         if found is not None and not resume:
             raise FileExistsError(f"{str(checkpoint)!r} holds the progress of an earlier fit ({', '.join(found[0]['done']) or 'no phase'} done); "
                                   f"pass resume=True to continue it, or give another folder (or delete it) to start over")
-        if found is not None: _check_progress_settings(self, found[0], checkpoint)
+        if found is not None:
+            _check_progress_settings(self, found[0], checkpoint)
+            n_was, shape_was = found[0]['data']['n'], found[0]['data']['in_shape']
+            if len(x) != n_was or list(x.shape[1:]) != list(shape_was):
+                raise ValueError(f"{str(checkpoint)!r} holds the progress of a fit on other data ({n_was} rows of {shape_was}; now {len(x)} rows of "
+                                 f"{list(x.shape[1:])}); resume on the same data, or give another folder to start over")
     xs, views, learn = self.setup(x, batch)
     plan, skip, rows, secs = self.plan(xs, views, learn), set(), None, None
+    fp = None if checkpoint is None else _fingerprint(self, xs)
     if found is not None:
-        skip, rows, secs = _restore_progress(self, found, xs, learn, plan, checkpoint)
-    after = None if checkpoint is None else (lambda ph, r, s: self._write_progress(checkpoint, xs, learn, ph, r, s))
+        skip, rows, secs = _restore_progress(self, found, xs, fp, learn, plan, checkpoint)
+    after = None if checkpoint is None else (lambda ph, r, s: self._write_progress(checkpoint, fp, learn, ph, r, s))
     self.history, self.phase_times = run_phases(plan, self._say if self.progress else None, skip=skip, after=after, rows=rows, seconds=secs)
     self.codes_ = None
     return self
@@ -459,18 +469,20 @@ def _plain(v):
     return v
 
 def _read_progress(folder:Path):
-    "`(config, state)` of the progress checkpoint in `folder`, or None when there is none yet."
-    if not (folder/'config.json').is_file(): return None
-    return load_checkpoint(folder, PROGRESS_KIND)
+    "`(config, state)` of the latest progress checkpoint in `folder`, or None when there is none yet."
+    latest = folder/'LATEST'  # names the newest complete checkpoint: replacing this one small file is the commit
+    if not latest.is_file(): return None
+    return load_checkpoint(folder/latest.read_text().strip(), PROGRESS_KIND)
 
 def _fingerprint(self:DiffAug, xs) -> dict:
-    "What identifies the training data: its shape, a hash of its statistics (the scaler's fit, or the images) and of the batches."
+    "What identifies the training data: its shape, a hash of 64 evenly spaced rows, of the scaler's statistics and of the batches."
     import hashlib
     h = hashlib.sha256()
+    rows = np.unique(np.linspace(0, len(xs) - 1, min(len(xs), 64)).round().astype(np.int64))
+    h.update(xs[torch.from_numpy(rows)].detach().cpu().float().numpy().tobytes())
     if self.scaler is not None:
         st = self.scaler.state_dict()
         h.update(np.asarray(st['center'], np.float64).tobytes()); h.update(np.asarray(st['scale'], np.float64).tobytes())
-    else: h.update(xs.detach().cpu().numpy().tobytes())
     if self.batch_codes_ is not None: h.update(self.batch_codes_.numpy().tobytes())
     return dict(n=len(xs), in_shape=list(self.in_shape), data_sha256=h.hexdigest(), batches=self.batches_)
 
@@ -481,7 +493,7 @@ def _check_progress_settings(self:DiffAug, cfg:dict, folder):
                          f"resume with the same settings, or give another folder to start over")
 
 @patch
-def _write_progress(self:DiffAug, folder, xs, learn, ph, rows, seconds):
+def _write_progress(self:DiffAug, folder, fp, learn, ph, rows, seconds):
     "Checkpoint after phase `ph` (bank phases are not: a bank is regenerated from the generator when a run resumes)."
     if ph.name == 'bank': return
     done = [k for k in seconds if not k.startswith('bank')]
@@ -493,15 +505,18 @@ def _write_progress(self:DiffAug, folder, xs, learn, ph, rows, seconds):
             for k, v in s.items():
                 if isinstance(v, torch.Tensor): state[f'opt.{i}.{k}'] = v
                 else: opt_scalars[f'{i}.{k}'] = v
-    cfg = dict(settings=json.loads(json.dumps(self.config)), data=_fingerprint(self, xs), done=done, rows=rows, seconds=seconds,
+    cfg = dict(settings=json.loads(json.dumps(self.config)), data=fp, done=done, rows=rows, seconds=seconds,
                generator=self.generator.config() if self.generator is not None else None, opt_scalars=opt_scalars,
                opt_hypers=_plain(learn.opt.state_dict()['hypers']) if learn.opt is not None and self.encoder_.keep_opt else None)
-    save_checkpoint(folder, PROGRESS_KIND, _plain(cfg), state)
+    name = f"after-{len(done):03d}-{ph.key}"
+    save_checkpoint(folder/name, PROGRESS_KIND, _plain(cfg), state)  # a new folder: the previous progress stays whole until LATEST moves
+    write_text_atomic(folder/'LATEST', name)
+    for old in folder.glob('after-*'):
+        if old.name != name and old.is_dir(): shutil.rmtree(old, ignore_errors=True)
 
-def _restore_progress(self:DiffAug, found, xs, learn, plan, folder):
+def _restore_progress(self:DiffAug, found, xs, fp, learn, plan, folder):
     "Load the progress into the fresh model and generator; returns the phases to skip and the earlier history and times."
     cfg, state = found
-    fp = _fingerprint(self, xs)
     if cfg['data'] != json.loads(json.dumps(fp)):
         raise ValueError(f"{str(folder)!r} holds the progress of a fit on other data ({cfg['data']['n']} rows of {cfg['data']['in_shape']}, "
                          f"batches {cfg['data']['batches']}; now {fp['n']} rows of {fp['in_shape']}, batches {fp['batches']}, or the values differ); "

@@ -101,6 +101,8 @@ def simulate_batches(adata:anndata.AnnData, # cells x genes of counts (`X`, or `
         raise ValueError(f"simulate_batches needs counts (whole numbers >= 0) in {'layers[%r]' % layer if layer else 'X'}; "
                          f"log-normalised or scaled data cannot be re-measured (pbmc68k_counts() gives counts for pbmc68k_reduced)")
     n, g = X.shape
+    if adata.obs[labels_key].isna().any():
+        raise ValueError(f"adata.obs[{labels_key!r}] has {int(adata.obs[labels_key].isna().sum())} missing labels; drop those cells first")
     if n < 2 * n_batches: raise ValueError(f"{n} cells cannot fill {n_batches} batches of at least 2 cells; use fewer batches")
     rng = np.random.default_rng(random_state)
     lab = pd.Categorical(adata.obs[labels_key])

@@ -113,11 +113,25 @@ def diffusion_explorer(den:Denoiser, # trained denoiser
     return box
 
 # %% ../nbs/26_explore.ipynb #ad414a67
-def _knn_for(da, x):
-    "The kNN-mix view maker that `da` trains with, built on `x` (scaled as `da` scales it)."
+def _batches_of(da, x, batch):
+    "The batch name of every row of `x` for a batch-aware `da`: `batch` as given, else the training batches when `x` has as many rows; None without batches."
+    if getattr(da, 'batches_', None) is None: return None
+    if batch is not None:
+        b = [str(v) for v in np.asarray(batch, dtype=object).reshape(-1)]
+        if len(b) != len(x): raise ValueError(f"batch has {len(b)} entries for {len(x)} rows of x; give one batch per row")
+        return b
+    codes = getattr(da, 'batch_codes_', None)
+    if codes is None or len(codes) != len(x):
+        raise ValueError(f"this DiffAug was fitted with batches {da.batches_}; pass batch= (one batch name per row of x)")
+    return [da.batches_[int(c)] for c in codes]
+
+def _knn_for(da, x, batch=None):
+    "The kNN-mix view maker that `da` trains with, built on `x` (scaled as `da` scales it; cross-batch for a batch-aware `da`)."
     xs = da.scaler.transform(x) if da.scaler is not None else x
     c = da.config
-    return KNNMix(xs, k=da.views_.k, n_pcs=da.views_.n_pcs, random_state=c['random_state'])
+    b = _batches_of(da, x, batch)
+    return KNNMix(xs, k=da.views_.k, n_pcs=da.views_.n_pcs, random_state=c['random_state'], batch=b,
+                  k_mnn=getattr(da.views_, 'k_mnn', 20))
 
 def item_views(da, # a fitted `DiffAug` (augment='diffaug')
                x, # the data it was fitted on (or data with the same features), in the units given to `fit`
@@ -126,6 +140,7 @@ def item_views(da, # a fitted `DiffAug` (augment='diffaug')
                n_views:int=3, # views of each kind per item
                random_state:int=0, # seed of the kNN-mix draws and of the generator's noise
                knn:KNNMix|None=None, # a `KNNMix` built on `x` (default: built here, as `DiffAug.fit` does)
+               batch=None, # for a model fitted with batches: the batch of every row of `x` (default: the training batches)
               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     "`(items, knn_views, generated_views)`: `(B, ...)`, `(B, n_views, ...)` and `(B, n_views, ...)` in the units of `x`."
     if getattr(da, 'model', None) is None: raise RuntimeError("this DiffAug is not fitted yet; call `da.fit(x)` first")
@@ -134,11 +149,13 @@ def item_views(da, # a fitted `DiffAug` (augment='diffaug')
     idx = torch.as_tensor([idx] if np.ndim(idx) == 0 else list(idx), dtype=torch.long)
     if len(idx) and (idx.min() < 0 or idx.max() >= len(x)):
         raise ValueError(f"idx must be row numbers of the {len(x)} rows of x (0..{len(x) - 1}), got values from {int(idx.min())} to {int(idx.max())}")
-    knn = knn if knn is not None else _knn_for(da, x)
+    b = _batches_of(da, x, batch)
+    knn = knn if knn is not None else _knn_for(da, x, b)
     g = make_generator(random_state)
     kv = torch.stack([knn(None, idx, g) for _ in range(n_views)], 1)  # (B, n_views, ...) scaled units
     if da.scaler is not None: kv = da.scaler.inverse_transform(kv.reshape(-1, kv.shape[-1])).reshape(kv.shape)
-    gv = torch.as_tensor(da.generate_views(x[idx], n=n_views, random_state=random_state))
+    gv = torch.as_tensor(da.generate_views(x[idx], n=n_views, random_state=random_state,
+                                           batch=None if b is None else [b[i] for i in idx.tolist()]))  # each item in its own batch
     return x[idx], kv.to(x), gv.to(x)
 
 # %% ../nbs/26_explore.ipynb #fa3f3e25

@@ -74,7 +74,7 @@ def embed(adata:anndata.AnnData, # cells x genes
             except MemoryError as e:
                 raise MemoryError(f"embed(copy=True) loads the backed AnnData ({adata.filename}) into memory, and it does not fit "
                                   f"({str(e) or 'MemoryError'}); pass copy=False to write the embedding into it, or use "
-                                  f"embed_file(input, out), which never loads X") from None
+                                  f"embed_file(input, out), which never builds a dense copy of X") from None
     if backed and layer is None and use_rep in (None, 'X'):  # X is read per batch (from disk unless copy=True loaded it)
         if adata.n_obs == 0: raise ValueError(f"adata is empty: {adata.n_obs} cells x {adata.n_vars} features")
         x = RowSource(adata.X, 'adata.X')
@@ -109,7 +109,7 @@ def embed_file(input:str|Path, # `.h5ad` file to read
     ours = ('layer', 'use_rep', 'key_added', 'batch_key', 'checkpoint', 'resume')
     _check_settings({k: v for k, v in kwargs.items() if k not in ours})
     DiffAug(**{k: v for k, v in kwargs.items() if k not in ours})  # checks the settings
-    adata = read_h5ad(input, backed='r')  # X stays on disk while the model trains
+    adata = read_h5ad(input, backed='r')  # X stays on disk, or is read in as stored when it fits `ROWS_IN_MEMORY`
     try:
         embed(adata, **kwargs)
         key = kwargs.get('key_added', 'X_diffaug')  # the input file copied as it is, plus the two new entries: memory stays flat

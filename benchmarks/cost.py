@@ -1,0 +1,115 @@
+"""DiffAug and scVI side by side on the same cells: seconds per epoch, the view bank, and peak memory (issue 24).
+
+Cells: the synthetic atlases of `scale.py` (2,000 genes, 10 cell types, negative-binomial counts, log-normalised X,
+CSR), with a batch column of 3 batches of unequal size added. Every run is its own subprocess, one torch thread, so
+each peak RSS (`ru_maxrss`) is that run's alone:
+
+  diffaug        tl.embed on the AnnData read into memory, batch_key='batch', the package defaults, epochs (1, 1, 1)
+  diffaug_backed tl.embed on the AnnData read backed (X on disk unless it fits `ROWS_IN_MEMORY`), same settings
+  scvi           scVI (scvi-tools) with batch_key='batch' on the counts, 2 epochs, the default model
+
+Reported per run: the seconds of each DiffAug phase (E1, M and E2 are one epoch each here, so they are seconds per
+epoch; 'prepare' is the scaler, the PCA and the kNN/MNN graph; 'bank' is one refresh of a stored bank, 0 when views
+are drawn on demand), scVI's seconds per epoch, and the peak RSS. The load average of the machine is printed with
+each row: on a shared machine the seconds are only comparable within one run of this script.
+
+    python benchmarks/cost.py --sizes 10000 20000 100000        # results/cost-cpu.{csv,md}
+"""
+from __future__ import annotations
+import argparse, json, os, resource, subprocess, sys, time
+from pathlib import Path
+import numpy as np, pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import write_text_atomic, positive_int, machine_line
+from diffaug.report import md_table
+
+RESULTS = Path(__file__).resolve().parent / 'results'
+
+def batches_of(n:int, k:int=3, seed:int=0) -> np.ndarray:
+    "Batch names of `n` cells: `k` batches of unequal size (Dirichlet 2 proportions)."
+    rng = np.random.default_rng(seed)
+    return np.array([f'batch{i}' for i in rng.choice(k, size=n, p=rng.dirichlet(np.full(k, 2.)))])
+
+def one_run(path:str, mode:str, n_batches:int, scvi_epochs:int) -> dict:
+    "One measurement (in a subprocess); returns its row."
+    import torch, anndata
+    torch.set_num_threads(1)
+    t0 = time.time()
+    if mode == 'scvi':
+        import logging, scvi
+        from scale import atlas_chunks
+        n = anndata.read_h5ad(path, backed='r').n_obs
+        counts = np.concatenate([c for _, c, _ in atlas_chunks(n, 2000, chunk=10000, seed=0)])
+        import scipy.sparse as sp
+        a = anndata.AnnData(sp.csr_matrix(counts)); del counts
+        a.obs['batch'] = batches_of(n, n_batches)
+        scvi.settings.seed = 0; scvi.settings.verbosity = logging.ERROR
+        scvi.model.SCVI.setup_anndata(a, batch_key='batch')
+        m = scvi.model.SCVI(a)
+        t1 = time.time()
+        m.train(max_epochs=scvi_epochs, accelerator='cpu', enable_progress_bar=False)
+        t2 = time.time()
+        row = dict(setup=t1 - t0, per_epoch=(t2 - t1) / scvi_epochs)
+    else:
+        from diffaug.tl import embed
+        a = anndata.read_h5ad(path, backed='r' if mode == 'diffaug_backed' else None)
+        a.obs['batch'] = batches_of(a.n_obs, n_batches)
+        t1 = time.time()
+        embed(a, batch_key='batch', epochs=(1, 1, 1), progress=False, device='cpu')
+        ph = a.uns['X_diffaug']['phase_seconds']
+        row = dict(setup=t1 - t0, prepare=time.time() - t1 - sum(ph.values()), E1=ph['E1'], M=ph['M.0'], bank=ph['bank.0'], E2=ph['E2.0'])
+        if a.isbacked: a.file.close()
+    row.update(total=time.time() - t0, peak_gb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, load=os.getloadavg()[0])
+    return row
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--sizes', type=positive_int, nargs='+', default=[10000, 20000, 100000])
+    p.add_argument('--batches', type=positive_int, default=3)
+    p.add_argument('--scvi-epochs', type=positive_int, default=2)
+    p.add_argument('--modes', nargs='+', default=['diffaug', 'diffaug_backed', 'scvi'])
+    p.add_argument('--data', default='/tmp/diffaug-atlases')
+    p.add_argument('--tag', default='cpu')
+    p.add_argument('--run', nargs=2, help=argparse.SUPPRESS)
+    a = p.parse_args()
+    if a.run:
+        print(json.dumps(one_run(a.run[0], a.run[1], a.batches, a.scvi_epochs))); return
+    from scale import make_atlas
+    rows = []
+    for n in a.sizes:
+        path = Path(a.data) / f'atlas-{n}.h5ad'
+        if not path.exists(): make_atlas(path, n)
+        for mode in a.modes:
+            r = subprocess.run([sys.executable, __file__, '--run', str(path), mode, '--batches', str(a.batches), '--scvi-epochs', str(a.scvi_epochs)],
+                               capture_output=True, text=True)
+            if r.returncode:
+                print(r.stderr[-3000:]); rows.append(dict(cells=n, method=mode, error=r.stderr.strip().splitlines()[-1][:200])); continue
+            row = dict(cells=n, method=mode, **json.loads(r.stdout.strip().splitlines()[-1]))
+            rows.append(row); print(row, flush=True)
+            df = pd.DataFrame(rows)
+            write_text_atomic(RESULTS / f'cost-{a.tag}.csv', df.to_csv(index=False))
+    df = pd.DataFrame(rows)
+    lines = [f"# DiffAug and scVI on the same cells: seconds per epoch and peak memory", '',
+             f"Written by `benchmarks/cost.py`. {machine_line(1)} Synthetic atlases of 2,000 genes with {a.batches} batches; DiffAug "
+             f"with `batch_key` at the package defaults, one epoch per phase (so E1, M and E2 are seconds per epoch); scVI with "
+             f"`batch_key`, {a.scvi_epochs} epochs. 'load' is the 1-minute load average at the end of the run: the machine is shared, "
+             f"so compare rows of one run only.", '']
+    show = df.copy()
+    for c in ('setup', 'prepare', 'E1', 'M', 'bank', 'E2', 'per_epoch', 'total'):
+        if c in show: show[c] = show[c].map(lambda v: '' if pd.isna(v) else f"{v:.1f}")
+    show['peak_gb'] = show['peak_gb'].map(lambda v: '' if pd.isna(v) else f"{v:.2f}")
+    show['load'] = show['load'].map(lambda v: '' if pd.isna(v) else f"{v:.1f}")
+    lines += [md_table(show.fillna('')), '']
+    words = []
+    for n, d in df.groupby('cells'):
+        d = d.set_index('method')
+        if {'diffaug', 'scvi'} <= set(d.index) and 'E1' in d:
+            de, sv = d.loc['diffaug'], d.loc['scvi']
+            words.append(f"{n:,} cells: DiffAug E {de['E1']:.0f} s and M {de['M']:.0f} s per epoch against scVI's {sv['per_epoch']:.0f} s; "
+                         f"peak {de['peak_gb']:.2f} GB against {sv['peak_gb']:.2f} GB ({'DiffAug' if de['peak_gb'] < sv['peak_gb'] else 'scVI'} lower).")
+    lines += ['\n'.join(f"- {w}" for w in words), '']
+    write_text_atomic(RESULTS / f'cost-{a.tag}.md', '\n'.join(lines) + '\n')
+    print('\n'.join(lines))
+
+if __name__ == '__main__': main()
