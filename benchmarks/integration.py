@@ -24,7 +24,11 @@ so numbers compare across seeds), and label transfer: a 15-NN classifier trained
 predicts the cell types of the held-out batch (the last one), accuracy and macro F1. Paired over seeds.
 
     python benchmarks/integration.py run --n-batches 3 --strength 1.0 --seeds 0 1 2 3 4     # results/integration-b3-s1.0.csv
+    python benchmarks/integration.py run --data atlas --cells 10000 --scvi-epochs 100         # results/integration-atlas10000-b3-s1.0.csv
     python benchmarks/integration.py report                                                   # results/integration.md, figures
+
+`--data atlas --cells N`: the synthetic atlas of `scale.py` (N cells x 2,000 genes, 10 cell types, negative-binomial
+counts, seed 0) in place of the pbmc cells, with the same simulated batches on top.
 
 Design choices of the method (MNN views, generated views in a uniformly drawn other batch, lam and rounds at their
 defaults) were made on one configuration, 3 batches at strength 1.0, seed 0, before this script ran; every other
@@ -119,10 +123,17 @@ def umap2(z, seed):
     import umap
     return umap.UMAP(random_state=seed, n_jobs=1).fit_transform(z).astype(np.float32)
 
+def atlas_counts(n:int):
+    "Counts AnnData of `scale.py`'s synthetic atlas (n cells x 2,000 genes), cell types in obs[LABEL]."
+    import anndata, scipy.sparse as sp
+    from scale import atlas_chunks
+    t, c = zip(*[(t, c) for t, c, _ in atlas_chunks(n, 2000, chunk=10000, seed=0)])
+    return anndata.AnnData(sp.csr_matrix(np.concatenate(c)), obs=pd.DataFrame({LABEL: pd.Categorical([f'type{k}' for k in np.concatenate(t)])}))
+
 def run(a):
     torch.set_num_threads(1)
-    counts0 = pbmc68k_counts()
-    tag = f"b{a.n_batches}-s{a.strength}"
+    counts0 = pbmc68k_counts() if a.data == 'pbmc' else atlas_counts(a.cells)
+    tag = ('' if a.data == 'pbmc' else f'atlas{a.cells}-') + f"b{a.n_batches}-s{a.strength}"
     rows, maps = [], {}
     for seed in a.seeds:
         sim = simulate_batches(counts0, LABEL, n_batches=a.n_batches, strength=a.strength, random_state=seed)
@@ -140,7 +151,7 @@ def run(a):
         timed('scanorama', lambda: run_scanorama(lognorm, seed))
         if not a.no_scvi:
             def f():
-                z, ep = run_scvi(sim, seed); extra['scvi_epochs'] = ep; return z
+                z, ep = run_scvi(sim, seed, a.scvi_epochs); extra['scvi_epochs'] = ep; return z
             timed('scvi', f)
         timed('knnmix', lambda: run_diffaug(x, seed, augment='knnmix')[0])
         timed('knnmix_mnn', lambda: run_diffaug(x, seed, batch=b, augment='knnmix')[0])
@@ -156,7 +167,7 @@ def run(a):
         sc_all = pd.concat([sc_main, sc_ref])
         for name, z in embs.items():
             acc, f1 = label_transfer(z, y, query)
-            r = dict(n_batches=a.n_batches, strength=a.strength, seed=seed, method=name, seconds=secs[name],
+            r = dict(data='pbmc' if a.data == 'pbmc' else f'atlas{a.cells}', n_batches=a.n_batches, strength=a.strength, seed=seed, method=name, seconds=secs[name],
                      transfer_acc=acc, transfer_f1=f1, held_out=held, n_query=int(query.sum()))
             if name in sc_all.index: r.update({k.lower().replace(' ', '_'): float(v) for k, v in sc_all.loc[name].items()})
             if name == 'scvi': r['scvi_epochs'] = extra.get('scvi_epochs')
@@ -236,10 +247,11 @@ def umap_figure(um:pd.DataFrame, path, title):
     return savefig(fig, path)
 
 def report(a):
-    parts = sorted(OUT.glob('integration-b*-s*.csv'))
-    parts = [p for p in parts if not p.name.endswith('-umap.csv')]
+    parts = sorted(p for p in OUT.glob('integration-*.csv') if not p.name.endswith('-umap.csv'))
     if not parts: raise SystemExit('no results/integration-b*-s*.csv yet; run `integration.py run` first')
     df = pd.concat([pd.read_csv(p) for p in parts], ignore_index=True)
+    if 'data' not in df: df['data'] = 'pbmc'
+    df['data'] = df['data'].fillna('pbmc')
     lines = ['# Batch integration on semi-synthetic atlases (pbmc68k_reduced cells, simulated batches)', '',
              f"Written by `benchmarks/integration.py` ({machine_line(1)} under the load of other jobs). Every method sees the same cells "
              f"(700 real PBMCs; batches, make-up and batch effects drawn anew per seed by `diffaug.datasets.simulate_batches`). "
@@ -249,9 +261,10 @@ def report(a):
              f"(scored for label transfer only). The design of DiffAug's batch path was chosen on 3 batches, strength 1.0, seed 0; "
              f"everything else is held out.", '']
     figs = []
-    for (nb, st), d in df.groupby(['n_batches', 'strength'], sort=True):
+    for (ds, nb, st), d in df.groupby(['data', 'n_batches', 'strength'], sort=True):
         seeds = sorted(d.seed.unique())
-        lines += [f"## {nb} batches, strength {st} ({len(seeds)} seeds: {', '.join(map(str, seeds))})", '']
+        where = '' if ds == 'pbmc' else f"synthetic atlas of {ds[5:]} cells, "
+        lines += [f"## {where}{nb} batches, strength {st} ({len(seeds)} seeds: {', '.join(map(str, seeds))})", '']
         g = d.groupby('method', sort=False)
         tab = pd.DataFrame(index=[m for m in METHODS if m in g.groups])
         for col, nm in SHOW:
@@ -281,8 +294,8 @@ def report(a):
             pr.append(row)
         lines += [md_table(pd.DataFrame(pr)), '']
         # the scib table figure and the UMAPs of the first seed
-        tag = f"b{nb}-s{st}"
-        mcols = [c for c in d.columns if c not in ('n_batches', 'strength', 'seed', 'method', 'seconds', 'transfer_acc', 'transfer_f1', 'held_out', 'n_query', 'scvi_epochs')]
+        tag = ('' if ds == 'pbmc' else f'{ds}-') + f"b{nb}-s{st}"
+        mcols = [c for c in d.columns if c not in ('data', 'n_batches', 'strength', 'seed', 'method', 'seconds', 'transfer_acc', 'transfer_f1', 'held_out', 'n_query', 'scvi_epochs')]
         s = d[~d.method.isin(['diffaug_refmap'])].groupby('method')[mcols].mean().dropna(how='all')
         f1 = scib_figure(s, OUT / f'integration-{tag}-scib.png'); figs.append(f1)
         lines += [f"![scib-metrics scores, {nb} batches at strength {st}, mean over seeds]({f1})", '']
@@ -299,6 +312,8 @@ def main():
     sub = p.add_subparsers(dest='cmd', required=True)
     r = sub.add_parser('run'); r.add_argument('--n-batches', type=positive_int, default=3); r.add_argument('--strength', type=float, default=1.0)
     r.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2, 3, 4]); r.add_argument('--no-scvi', action='store_true')
+    r.add_argument('--data', choices=['pbmc', 'atlas'], default='pbmc'); r.add_argument('--cells', type=positive_int, default=10000, help='atlas cells (--data atlas)')
+    r.add_argument('--scvi-epochs', type=positive_int, default=None, help="scVI epochs (default: scVI's own rule, 400 at up to 20,000 cells)")
     r.add_argument('--no-umap', action='store_true'); r.add_argument('--smoke', action='store_true', help='one epoch everywhere: checks the script, numbers mean nothing')
     sub.add_parser('report')
     a = p.parse_args()
