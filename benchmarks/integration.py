@@ -180,7 +180,7 @@ def run(a):
             for name, u in maps.items(): um[f'{name}_1'], um[f'{name}_2'] = u[:, 0], u[:, 1]
             write_text_atomic(OUT / f'integration-{tag}-umap.csv', um.to_csv(index=False, float_format='%.4f'))
         df = pd.DataFrame(rows)
-        write_text_atomic(OUT / f'integration-{tag}.csv', df.to_csv(index=False))
+        write_text_atomic(OUT / f'integration-{tag}{a.suffix}.csv', df.to_csv(index=False))
     return df
 
 # --- the report ---------------------------------------------------------------------------------------------------
@@ -312,6 +312,7 @@ def main():
     sub = p.add_subparsers(dest='cmd', required=True)
     r = sub.add_parser('run'); r.add_argument('--n-batches', type=positive_int, default=3); r.add_argument('--strength', type=float, default=1.0)
     r.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2, 3, 4]); r.add_argument('--no-scvi', action='store_true')
+    r.add_argument('--suffix', default='', help="added to the CSV's name, e.g. '-seed1' when seeds of one configuration run in parallel processes (the report reads every CSV)")
     r.add_argument('--data', choices=['pbmc', 'atlas'], default='pbmc'); r.add_argument('--cells', type=positive_int, default=10000, help='atlas cells (--data atlas)')
     r.add_argument('--scvi-epochs', type=positive_int, default=None, help="scVI epochs (default: scVI's own rule, 400 at up to 20,000 cells)")
     r.add_argument('--no-umap', action='store_true'); r.add_argument('--smoke', action='store_true', help='one epoch everywhere: checks the script, numbers mean nothing')
