@@ -14,6 +14,7 @@ are drawn on demand), scVI's seconds per epoch, and the peak RSS. The load avera
 each row: on a shared machine the seconds are only comparable within one run of this script.
 
     python benchmarks/cost.py --sizes 10000 20000 100000        # results/cost-cpu.{csv,md}
+    python benchmarks/cost.py --sizes 10000 100000 1000000 --modes diffaug_backed --epochs auto --tag cpu-defaults
 """
 from __future__ import annotations
 import argparse, json, os, resource, subprocess, sys, time
@@ -31,7 +32,7 @@ def batches_of(n:int, k:int=3, seed:int=0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     return np.array([f'batch{i}' for i in rng.choice(k, size=n, p=rng.dirichlet(np.full(k, 2.)))])
 
-def one_run(path:str, mode:str, n_batches:int, scvi_epochs:int) -> dict:
+def one_run(path:str, mode:str, n_batches:int, scvi_epochs:int, epochs:str='1,1,1') -> dict:
     "One measurement (in a subprocess); returns its row."
     import torch, anndata
     torch.set_num_threads(1)
@@ -56,9 +57,11 @@ def one_run(path:str, mode:str, n_batches:int, scvi_epochs:int) -> dict:
         a = anndata.read_h5ad(path, backed='r' if mode == 'diffaug_backed' else None)
         a.obs['batch'] = batches_of(a.n_obs, n_batches)
         t1 = time.time()
-        embed(a, batch_key='batch', epochs=(1, 1, 1), progress=False, device='cpu')
-        ph = a.uns['X_diffaug']['phase_seconds']
-        row = dict(setup=t1 - t0, prepare=time.time() - t1 - sum(ph.values()), E1=ph['E1'], M=ph['M.0'], bank=ph['bank.0'], E2=ph['E2.0'])
+        embed(a, batch_key='batch', epochs=None if epochs == 'auto' else tuple(int(e) for e in epochs.split(',')), progress=False, device='cpu')
+        ph, ep = a.uns['X_diffaug']['phase_seconds'], a.uns['X_diffaug']['params']['epochs_run']
+        row = dict(setup=t1 - t0, prepare=time.time() - t1 - sum(ph.values()), E1=ph['E1'], M=ph['M.0'], bank=ph['bank.0'], E2=ph['E2.0'],
+                   epochs='/'.join(str(int(e)) for e in ep), fit=time.time() - t1)
+        row['us_per_cell'] = row['fit'] / a.n_obs * 1e6
         if a.isbacked: a.file.close()
     row.update(total=time.time() - t0, peak_gb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, load=os.getloadavg()[0])
     return row
@@ -71,17 +74,18 @@ def main():
     p.add_argument('--modes', nargs='+', default=['diffaug', 'diffaug_backed', 'scvi'])
     p.add_argument('--data', default='/tmp/diffaug-atlases')
     p.add_argument('--tag', default='cpu')
+    p.add_argument('--epochs', default='1,1,1', help="DiffAug's epochs (E1,M,E2), or 'auto' for the package's default (`auto_epochs`)")
     p.add_argument('--run', nargs=2, help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.run:
-        print(json.dumps(one_run(a.run[0], a.run[1], a.batches, a.scvi_epochs))); return
+        print(json.dumps(one_run(a.run[0], a.run[1], a.batches, a.scvi_epochs, a.epochs))); return
     from scale import make_atlas
     rows = []
     for n in a.sizes:
         path = Path(a.data) / f'atlas-{n}.h5ad'
         if not path.exists(): make_atlas(path, n)
         for mode in a.modes:
-            r = subprocess.run([sys.executable, __file__, '--run', str(path), mode, '--batches', str(a.batches), '--scvi-epochs', str(a.scvi_epochs)],
+            r = subprocess.run([sys.executable, __file__, '--run', str(path), mode, '--batches', str(a.batches), '--scvi-epochs', str(a.scvi_epochs), '--epochs', a.epochs],
                                capture_output=True, text=True)
             if r.returncode:
                 print(r.stderr[-3000:]); rows.append(dict(cells=n, method=mode, error=r.stderr.strip().splitlines()[-1][:200])); continue
@@ -92,11 +96,14 @@ def main():
     df = pd.DataFrame(rows)
     lines = [f"# DiffAug and scVI on the same cells: seconds per epoch and peak memory", '',
              f"Written by `benchmarks/cost.py`. {machine_line(1)} Synthetic atlases of 2,000 genes with {a.batches} batches; DiffAug "
-             f"with `batch_key` at the package defaults, one epoch per phase (so E1, M and E2 are seconds per epoch); scVI with "
-             f"`batch_key`, {a.scvi_epochs} epochs. 'load' is the 1-minute load average at the end of the run: the machine is shared, "
+             + (f"with `batch_key` at the package defaults, one epoch per phase (so E1, M and E2 are seconds per epoch); " if a.epochs == '1,1,1' else
+                f"with `batch_key` at the package defaults including the default epochs (`auto_epochs`: column 'epochs' as E1/M/E2, so E1, M and E2 are "
+                f"seconds per phase); 'fit' is the whole `tl.embed` call and 'us_per_cell' that time per cell; " if a.epochs == 'auto' else
+                f"with `batch_key` at the package defaults and epochs {a.epochs} (E1, M and E2 are seconds per phase); ")
+             + (f"scVI with `batch_key`, {a.scvi_epochs} epochs. " if 'scvi' in a.modes else '') + "'load' is the 1-minute load average at the end of the run: the machine is shared, "
              f"so compare rows of one run only.", '']
     show = df.copy()
-    for c in ('setup', 'prepare', 'E1', 'M', 'bank', 'E2', 'per_epoch', 'total'):
+    for c in ('setup', 'prepare', 'E1', 'M', 'bank', 'E2', 'per_epoch', 'fit', 'total', 'us_per_cell'):
         if c in show: show[c] = show[c].map(lambda v: '' if pd.isna(v) else f"{v:.1f}")
     show['peak_gb'] = show['peak_gb'].map(lambda v: '' if pd.isna(v) else f"{v:.2f}")
     show['load'] = show['load'].map(lambda v: '' if pd.isna(v) else f"{v:.1f}")
@@ -108,6 +115,12 @@ def main():
             de, sv = d.loc['diffaug'], d.loc['scvi']
             words.append(f"{n:,} cells: DiffAug E {de['E1']:.0f} s and M {de['M']:.0f} s per epoch against scVI's {sv['per_epoch']:.0f} s; "
                          f"peak {de['peak_gb']:.2f} GB against {sv['peak_gb']:.2f} GB ({'DiffAug' if de['peak_gb'] < sv['peak_gb'] else 'scVI'} lower).")
+    if 'us_per_cell' in df and df['us_per_cell'].notna().sum() > 1:
+        d = df.dropna(subset=['us_per_cell']).sort_values('cells')
+        lo, hi = d.iloc[0], d.iloc[-1]
+        words.append(f"Time per cell at the defaults: {lo['us_per_cell']:.0f} us at {lo['cells']:,} cells, {hi['us_per_cell']:.0f} us at {hi['cells']:,} "
+                     f"({hi['us_per_cell'] / lo['us_per_cell']:.2f}x); the whole fit {lo['fit'] / 60:.1f} and {hi['fit'] / 60:.1f} minutes; "
+                     f"peak {d['peak_gb'].max():.2f} GB at most ({'under' if d['peak_gb'].max() < 3 else 'over'} 3 GB).")
     lines += ['\n'.join(f"- {w}" for w in words), '']
     write_text_atomic(RESULTS / f'cost-{a.tag}.md', '\n'.join(lines) + '\n')
     print('\n'.join(lines))

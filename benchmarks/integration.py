@@ -48,7 +48,8 @@ from diffaug.contrastive import DiffAug
 OUT = Path(__file__).resolve().parent / 'results'
 LABEL, BATCH = 'bulk_labels', 'batch'
 SMOKE = False
-METHODS = ['pca_nobatch', 'pca', 'harmony', 'scanorama', 'scvi', 'knnmix', 'knnmix_mnn', 'diffaug', 'diffaug_batch', 'diffaug_refmap']
+METHODS = ['pca_nobatch', 'pca', 'harmony', 'scanorama', 'scvi', 'knnmix', 'knnmix_mnn', 'diffaug', 'diffaug_batch', 'diffaug_offset', 'diffaug_refmap']
+OFFSET = dict(gen=dict(cross='offset'), views=dict(lam=0.5))  # diffaug_offset: offset views at lam 0.5, chosen on 3 batches, strength 1.0, seeds 0-2
 
 def prep(a):
     "Log-normalised, scaled dense matrix of a counts AnnData (and the unscaled log-normalised copy, for Scanorama)."
@@ -143,6 +144,7 @@ def run(a):
         held = sim.obs[BATCH].cat.categories[-1]; query = b == held
         embs, secs, extra = {}, {}, {}
         def timed(name, f):
+            if a.only and name not in a.only and name != 'pca': return
             t0 = time.time(); embs[name] = f(); secs[name] = time.time() - t0
             print(f"[{tag} seed {seed}] {name}: {secs[name]:.0f}s", flush=True)
         timed('pca', lambda: pca50(x, seed))
@@ -157,14 +159,14 @@ def run(a):
         timed('knnmix_mnn', lambda: run_diffaug(x, seed, batch=b, augment='knnmix')[0])
         timed('diffaug', lambda: run_diffaug(x, seed)[0])
         timed('diffaug_batch', lambda: run_diffaug(x, seed, batch=b)[0])
+        timed('diffaug_offset', lambda: run_diffaug(x, seed, batch=b, **OFFSET)[0])
         def refmap():
             _, m = run_diffaug(x[~query], seed, batch=b[~query])
             return m.transform(x)  # the held-out batch was never seen, and needs no batch label to be embedded
-        timed('diffaug_refmap', refmap)
+        if not a.only or 'diffaug_refmap' in a.only: timed('diffaug_refmap', refmap)
         integ = {k: v for k, v in embs.items() if k not in ('pca_nobatch', 'diffaug_refmap')}
         sc_main = scib_scores(integ, sim.obs, 'pca')
-        sc_ref = scib_scores({'pca_nobatch': embs['pca_nobatch']}, ref.obs, 'pca_nobatch')
-        sc_all = pd.concat([sc_main, sc_ref])
+        sc_all = pd.concat([sc_main, scib_scores({'pca_nobatch': embs['pca_nobatch']}, ref.obs, 'pca_nobatch')]) if 'pca_nobatch' in embs else sc_main
         for name, z in embs.items():
             acc, f1 = label_transfer(z, y, query)
             r = dict(data='pbmc' if a.data == 'pbmc' else f'atlas{a.cells}', n_batches=a.n_batches, strength=a.strength, seed=seed, method=name, seconds=secs[name],
@@ -173,14 +175,24 @@ def run(a):
             if name == 'scvi': r['scvi_epochs'] = extra.get('scvi_epochs')
             rows.append(r)
         print(pd.DataFrame(rows[-len(embs):]).set_index('method')[['total', 'bio_conservation', 'batch_correction', 'transfer_acc']].round(3), flush=True)
-        if seed == a.seeds[0] and not a.no_umap:
+        if seed == a.seeds[0] and not a.no_umap and not a.only:
             for name in ('pca', 'harmony', 'scvi', 'diffaug', 'diffaug_batch', 'pca_nobatch'):
                 if name in embs: maps[name] = umap2(embs[name], seed)
             um = pd.DataFrame({'cell_type': y, 'batch': b})
             for name, u in maps.items(): um[f'{name}_1'], um[f'{name}_2'] = u[:, 0], u[:, 1]
             write_text_atomic(OUT / f'integration-{tag}-umap.csv', um.to_csv(index=False, float_format='%.4f'))
         df = pd.DataFrame(rows)
-        write_text_atomic(OUT / f'integration-{tag}{a.suffix}.csv', df.to_csv(index=False))
+        path = OUT / f'integration-{tag}{a.suffix}.csv'
+        if a.only and path.exists():  # added rows: the same cells (checked on PCA's scores), other rows kept as they were
+            old = pd.read_csv(path)
+            new_pca, old_pca = df[df.method == 'pca'].set_index('seed'), old[old.method == 'pca'].set_index('seed')
+            both = new_pca.index.intersection(old_pca.index)
+            if not np.allclose(new_pca.loc[both, 'total'], old_pca.loc[both, 'total'], atol=1e-4):
+                raise SystemExit(f"PCA's scores differ from {path.name}'s: not the same cells; refusing to merge")
+            df = df[df.method != 'pca']
+            keep = ~old.set_index(['seed', 'method']).index.isin(df.set_index(['seed', 'method']).index)
+            df = pd.concat([old[keep], df], ignore_index=True)
+        write_text_atomic(path, df.to_csv(index=False))
     return df
 
 # --- the report ---------------------------------------------------------------------------------------------------
@@ -198,7 +210,7 @@ def paired(d, m1, m2, col):
     return diff.mean(), diff.std(ddof=1) if n > 1 else np.nan, int((diff > 0).sum()), n, pval
 
 NICE = {'pca': 'PCA (uncorrected)', 'harmony': 'Harmony', 'scanorama': 'Scanorama', 'scvi': 'scVI', 'knnmix': 'kNN-mix',
-        'knnmix_mnn': 'kNN-mix, cross-batch neighbours', 'diffaug': 'DiffAug (no batch)', 'diffaug_batch': 'DiffAug with batch',
+        'knnmix_mnn': 'kNN-mix, cross-batch neighbours', 'diffaug': 'DiffAug (no batch)', 'diffaug_batch': 'DiffAug with batch', 'diffaug_offset': 'DiffAug with batch, offset views',
         'pca_nobatch': 'PCA, no batch effect (reference)'}
 
 def scib_figure(s:pd.DataFrame, path):
@@ -283,16 +295,18 @@ def report(a):
             words.append(f"DiffAug with batch: total {100 * db['total']:.1f}, batch correction {100 * db['batch_correction']:.1f} "
                          f"(uncorrected PCA {100 * mean.loc['pca', 'batch_correction']:.1f}), bio conservation {100 * db['bio_conservation']:.1f} "
                          f"against {100 * ref:.1f} for PCA without batch effects ({100 * (db['bio_conservation'] - ref):+.1f} points).")
-        lines += [' '.join(words), '', 'Paired differences, DiffAug with batch minus each row (points; sign count = seeds where DiffAug with batch is higher; '
-                  'p = exact two-sided sign-flip permutation test over seeds, whose smallest possible value at 5 seeds is 0.0625):', '']
-        pr = []
-        for other in [m for m in METHODS if m in g.groups and m not in ('diffaug_batch', 'pca_nobatch', 'diffaug_refmap')]:
-            row = {'against': other}
-            for col, nm in SHOW[:4]:
-                mdiff, sdd, pos, n, pv = paired(d, 'diffaug_batch', other, col)
-                row[nm] = f"{100 * mdiff:+.1f} ± {100 * sdd:.1f} ({pos}/{n}, p={pv:.2f})"
-            pr.append(row)
-        lines += [md_table(pd.DataFrame(pr)), '']
+        lines += [' '.join(words), '']
+        for subj in [m for m in ('diffaug_batch', 'diffaug_offset') if m in g.groups]:
+            lines += [f"Paired differences, {NICE[subj]} minus each row (points; sign count = seeds where it is higher; "
+                      f'p = exact two-sided sign-flip permutation test over seeds, whose smallest possible value at {d.seed.nunique()} seeds is {2 / 2 ** d.seed.nunique():g}):', '']
+            pr = []
+            for other in [m for m in METHODS if m in g.groups and m not in (subj, 'pca_nobatch', 'diffaug_refmap')]:
+                row = {'against': other}
+                for col, nm in SHOW[:4]:
+                    mdiff, sdd, pos, n, pv = paired(d, subj, other, col)
+                    row[nm] = f"{100 * mdiff:+.1f} ± {100 * sdd:.1f} ({pos}/{n}, p={pv:.2f})"
+                pr.append(row)
+            lines += [md_table(pd.DataFrame(pr)), '']
         # the scib table figure and the UMAPs of the first seed
         tag = ('' if ds == 'pbmc' else f'{ds}-') + f"b{nb}-s{st}"
         mcols = [c for c in d.columns if c not in ('data', 'n_batches', 'strength', 'seed', 'method', 'seconds', 'transfer_acc', 'transfer_f1', 'held_out', 'n_query', 'scvi_epochs')]
@@ -315,6 +329,7 @@ def main():
     r.add_argument('--suffix', default='', help="added to the CSV's name, e.g. '-seed1' when seeds of one configuration run in parallel processes (the report reads every CSV)")
     r.add_argument('--data', choices=['pbmc', 'atlas'], default='pbmc'); r.add_argument('--cells', type=positive_int, default=10000, help='atlas cells (--data atlas)')
     r.add_argument('--scvi-epochs', type=positive_int, default=None, help="scVI epochs (default: scVI's own rule, 400 at up to 20,000 cells)")
+    r.add_argument('--only', nargs='+', choices=METHODS, help="run only these methods (and PCA, to check the cells) and merge their rows into the existing CSV")
     r.add_argument('--no-umap', action='store_true'); r.add_argument('--smoke', action='store_true', help='one epoch everywhere: checks the script, numbers mean nothing')
     sub.add_parser('report')
     a = p.parse_args()

@@ -15,7 +15,8 @@ from .rows import RowSource
 import pandas as pd
 
 # %% auto #0
-__all__ = ['DEFAULT_LAM', 'pca_scores', 'knn_graph', 'KNNMix', 'mnn_graph', 'ImageViews', 'ViewBank', 'GeneratedViews']
+__all__ = ['DEFAULT_LAM', 'pca_scores', 'knn_graph', 'KNNMix', 'mnn_graph', 'ImageViews', 'paired_draw', 'ViewBank',
+           'GeneratedViews']
 
 # %% ../nbs/16_augment.ipynb #986bd8fd
 def _orthonormalize(Y:np.ndarray, block:int=65536, passes:int=2):
@@ -217,6 +218,17 @@ class ImageViews:
 DEFAULT_LAM = 0.184  # the paper's probability that an E2 view is a generated one (used by `ViewBank`, `GeneratedViews`, `BankViews`, `DiffAug`)
 
 # %% ../nbs/16_augment.ipynb #f757b75e
+def paired_draw(draw, # `draw(cond, generator)` -> samples
+                cond:torch.Tensor, # the condition of the draw
+                base:torch.Tensor|None=None, # the reference condition (None: a plain draw)
+                generator:torch.Generator|None=None, # source of the noise, shared by the two draws
+               ) -> torch.Tensor:
+    "`draw(cond)`, or with `base` the offset `draw(cond) - draw(base)` of two draws from the same noise."
+    if base is None: return draw(cond, generator)
+    if generator is None: generator = torch.Generator().manual_seed(int(torch.randint(2 ** 62, (1,)).item()))
+    twin = torch.Generator(device=generator.device); twin.set_state(generator.get_state())
+    return draw(cond, generator) - draw(base, twin)
+
 class ViewBank:
     "Generated views, `n_views` per training item, refreshed from a conditional generator and the current codes."
     def __init__(self, n_items:int, # number of training items
@@ -229,17 +241,19 @@ class ViewBank:
         if sampler not in ('ddim', 'ddpm'): raise ValueError(f"sampler must be 'ddim' or 'ddpm', got {sampler!r}")
         if n_items < 1 or n_views < 1: raise ValueError(f"n_items and n_views must be >= 1, got {n_items}, {n_views}")
         self.n_items, self.n_views, self.sampler, self.steps, self.bs, self.verbose = n_items, n_views, sampler, steps, bs, verbose
-        self.views, self.log = None, []
+        self.views, self.log, self.offsets = None, [], False
 
     @torch.no_grad()
     def refresh(self, denoiser:Denoiser, # conditional generator (its EMA copy), left unchanged
                 codes:torch.Tensor, # encoder codes of the training items `(n_items, k)`
                 generator:torch.Generator|None=None, # source of the sampling noise
                 progress:bool=False, # show the sampler's progress bar
+                base:torch.Tensor|None=None, # a reference condition per item: the bank then holds offsets (see `paired_draw`)
                ) -> ViewBank:
-        "Regenerate every view from `codes`."
+        "Regenerate every view from `codes` (with `base`: the offset of each view from its twin drawn at `base`)."
         codes = as_tensor(codes, 'codes', ndim=2)
         if len(codes) != self.n_items: raise ValueError(f"codes has {len(codes)} rows for a bank of {self.n_items} items")
+        if base is not None and tuple(base.shape) != tuple(codes.shape): raise ValueError(f"base has shape {tuple(base.shape)}; it must match codes {tuple(codes.shape)}")
         shape = tuple(denoiser.prior.mean.shape) if getattr(denoiser, 'prior', None) is not None else None
         was = denoiser.training; denoiser.eval()
         t0, out = time.time(), []
@@ -248,14 +262,14 @@ class ViewBank:
                 for i in range(0, self.n_items, self.bs):
                     c = codes[i:i + self.bs]
                     shp = (len(c), *(shape or self._shape))
-                    if self.sampler == 'ddim':
-                        s = sample_ddim(denoiser, shp, steps=self.steps, cond=c, generator=generator, progress=progress)
-                    else: s = sample_ddpm(denoiser, shp, cond=c, generator=generator, progress=progress)
-                    out.append(s.cpu())
+                    def draw(cc, g):
+                        if self.sampler == 'ddim': return sample_ddim(denoiser, shp, steps=self.steps, cond=cc, generator=g, progress=progress)
+                        return sample_ddpm(denoiser, shp, cond=cc, generator=g, progress=progress)
+                    out.append(paired_draw(draw, c, None if base is None else base[i:i + self.bs], generator).cpu())
         finally: denoiser.train(was)
         n = self.n_items
         per = [torch.cat(out[k * len(out) // self.n_views:(k + 1) * len(out) // self.n_views]) for k in range(self.n_views)]
-        self.views = torch.stack(per, 1)
+        self.views, self.offsets = torch.stack(per, 1), base is not None
         steps = self.steps if self.sampler == 'ddim' else denoiser.schedule.n_steps
         self.log.append(dict(sampler=self.sampler, steps=steps, n_items=n, n_views=self.n_views, seconds=time.time() - t0))
         if self.verbose: print(f"view bank refreshed: {n}x{self.n_views} views, {self.sampler.upper()}-{steps}, {time.time() - t0:.2f}s")
@@ -278,10 +292,14 @@ class ViewBank:
             idx:torch.Tensor, # training-set row numbers of the batch
             lam:float=DEFAULT_LAM, # probability of replacing each view by a generated one
             generator:torch.Generator|None=None, # source of the replacement draws
+            x:torch.Tensor|None=None, # the items' own rows: needed when the bank holds offsets (the view is then `x + offset`)
            ) -> torch.Tensor:
         "Replace each view of `x_view`, with probability `lam`, by a generated view of the same item."
         if not 0 <= lam <= 1: raise ValueError(f"lam must be a probability in [0, 1], got {lam}")
         gen_v = self.draw(idx, generator).to(x_view)
+        if self.offsets:
+            if x is None: raise ValueError("this bank holds offsets (refreshed with `base`); pass the items' own rows as `x`")
+            gen_v = x.to(x_view) + gen_v
         if gen_v.shape != x_view.shape: raise ValueError(f"bank views {tuple(gen_v.shape)} do not match the batch views {tuple(x_view.shape)}")
         m = torch.rand(len(idx), generator=generator) < lam
         return torch.where(append_dims(m, x_view.ndim).to(x_view.device), gen_v, x_view)
@@ -296,17 +314,19 @@ class GeneratedViews:
         if sampler not in ('ddim', 'ddpm'): raise ValueError(f"sampler must be 'ddim' or 'ddpm', got {sampler!r}")
         if n_items < 1: raise ValueError(f"n_items must be >= 1, got {n_items}")
         self.n_items, self.n_views, self.sampler, self.steps = n_items, 1, sampler, steps
-        self.denoiser = self.codes = None; self.log = []
+        self.denoiser = self.codes = self.base = None; self.log, self.offsets = [], False
     def set_shape(self, shape:tuple): self._shape = tuple(shape); return self
     def refresh(self, denoiser:Denoiser, # conditional generator
                 codes:torch.Tensor, # codes of the training items `(n_items, k)`
                 generator:torch.Generator|None=None, # unused: views are drawn in `draw`
                 progress:bool=False,
+                base:torch.Tensor|None=None, # a reference condition per item: draws are then offsets (see `paired_draw`)
                ) -> GeneratedViews:
-        "Keep the generator and the items' codes for later draws."
+        "Keep the generator and the items' codes (and `base`) for later draws."
         codes = as_tensor(codes, 'codes', ndim=2)
         if len(codes) != self.n_items: raise ValueError(f"codes has {len(codes)} rows for {self.n_items} items")
-        self.denoiser, self.codes = denoiser, codes
+        if base is not None and tuple(base.shape) != tuple(codes.shape): raise ValueError(f"base has shape {tuple(base.shape)}; it must match codes {tuple(codes.shape)}")
+        self.denoiser, self.codes, self.base, self.offsets = denoiser, codes, base, base is not None
         steps = self.steps if self.sampler == 'ddim' else denoiser.schedule.n_steps
         self.log.append(dict(sampler=self.sampler, steps=steps, n_items=self.n_items, n_views=0, seconds=0.))
         return self
@@ -314,25 +334,30 @@ class GeneratedViews:
     def draw(self, idx:torch.Tensor, # training-set row numbers
              generator:torch.Generator|None=None, # source of the sampling noise
             ) -> torch.Tensor:
-        "One freshly generated view per item in `idx`."
+        "One freshly generated view per item in `idx` (an offset, after a refresh with `base`)."
         if self.codes is None: raise RuntimeError("no generator yet; call `refresh(denoiser, codes)` first")
         idx = torch.as_tensor(idx, dtype=torch.long).cpu()
         shape = tuple(self.denoiser.prior.mean.shape) if getattr(self.denoiser, 'prior', None) is not None else self._shape
         c = self.codes[idx].to(self.denoiser.device)
+        b = None if self.base is None else self.base[idx].to(self.denoiser.device)
+        def draw(cc, g):
+            if self.sampler == 'ddim': return sample_ddim(self.denoiser, (len(idx), *shape), steps=self.steps, cond=cc, generator=g, progress=False)
+            return sample_ddpm(self.denoiser, (len(idx), *shape), cond=cc, generator=g, progress=False)
         was = self.denoiser.training; self.denoiser.eval()
-        try:
-            if self.sampler == 'ddim': return sample_ddim(self.denoiser, (len(idx), *shape), steps=self.steps, cond=c, generator=generator, progress=False).cpu()
-            return sample_ddpm(self.denoiser, (len(idx), *shape), cond=c, generator=generator, progress=False).cpu()
+        try: return paired_draw(draw, c, b, generator).cpu()
         finally: self.denoiser.train(was)
     def mix(self, x_view:torch.Tensor, # the ordinary views of the batch
             idx:torch.Tensor, # training-set row numbers of the batch
             lam:float=DEFAULT_LAM, # probability of replacing each view by a generated one
             generator:torch.Generator|None=None, # source of the replacement draws and the sampling noise
+            x:torch.Tensor|None=None, # the items' own rows: needed when the draws are offsets (the view is then `x + offset`)
            ) -> torch.Tensor:
         "Replace each view, with probability `lam`, by a view generated now for the same item."
         if not 0 <= lam <= 1: raise ValueError(f"lam must be a probability in [0, 1], got {lam}")
+        if self.offsets and x is None: raise ValueError("these views are offsets (refreshed with `base`); pass the items' own rows as `x`")
         m = torch.rand(len(idx), generator=generator) < lam
         if not m.any(): return x_view
-        out = x_view.clone()
-        out[m.to(x_view.device)] = self.draw(torch.as_tensor(idx).cpu()[m], generator).to(x_view)
+        out, md = x_view.clone(), m.to(x_view.device)
+        v = self.draw(torch.as_tensor(idx).cpu()[m], generator).to(x_view)
+        out[md] = v + x.to(x_view)[md] if self.offsets else v
         return out

@@ -123,7 +123,7 @@ class BankViews:
         if not 0 <= lam <= 1: raise ValueError(f"lam must be a probability in [0, 1], got {lam}")
         self.base, self.bank, self.lam = base, bank, lam
     def __call__(self, x, idx, generator=None):
-        return self.bank.mix(self.base(x, idx, generator).to(x), idx, self.lam, generator)
+        return self.bank.mix(self.base(x, idx, generator).to(x), idx, self.lam, generator, x=x)
 
 # %% ../nbs/17_contrastive.ipynb #f2474a5b
 def fit_generator(model:EncoderHead, # trained encoder (left unchanged)
@@ -187,6 +187,7 @@ class GeneratorSettings:
     n_views:int=1 # generated views per item in the bank
     refresh_every:int|None=None # also regenerate the bank every this many E2 epochs (None: once per round)
     bank:str='auto' # 'stored' (a bank of every item's views), 'on_demand' (views drawn per batch, O(N k) memory), 'auto' (on_demand for streamed data and for banks over `STORED_BANK_BYTES`)
+    cross:str='sample' # with batches, the view in another batch b': 'sample' (drawn at (z, b')) or 'offset' (x + G(z, b') - G(z, b) from shared noise)
 
 @dataclass(kw_only=True)
 class LossSettings:
@@ -233,7 +234,8 @@ def _check_views(s):
 def _check_gen(g):
     if g.sampler not in ('ddim', 'ddpm'): raise ValueError(f"gen sampler must be 'ddim' or 'ddpm', got {g.sampler!r}")
     if g.bank not in ('auto', 'stored', 'on_demand'): raise ValueError(f"gen bank must be 'auto', 'stored' or 'on_demand', got {g.bank!r}")
-    return GeneratorSettings(bank=g.bank, bs=check_int(g.bs, 'gen bs', min=1), lr=check_number(g.lr, 'gen lr', min=0, min_open=True),
+    if g.cross not in ('sample', 'offset'): raise ValueError(f"gen cross must be 'sample' or 'offset', got {g.cross!r}")
+    return GeneratorSettings(bank=g.bank, cross=g.cross, bs=check_int(g.bs, 'gen bs', min=1), lr=check_number(g.lr, 'gen lr', min=0, min_open=True),
                              sampler=g.sampler, steps=check_int(g.steps, 'gen steps', min=1), n_views=check_int(g.n_views, 'gen n_views', min=1),
                              refresh_every=None if g.refresh_every is None else check_int(g.refresh_every, 'gen refresh_every', min=1))
 
@@ -350,6 +352,8 @@ def prepare(self:DiffAug, x, batch=None):
     if n < max(self.views_.k + 1, 4):
         raise ValueError(f"x has {n} rows; DiffAug needs at least max(k + 1, 4) = {max(self.views_.k + 1, 4)} "
                          f"(kNN-mix uses k={self.views_.k} neighbours); give more data or lower k, e.g. views=dict(k=3)")
+    if batch is None and self.gen_.cross == 'offset' and c['augment'] == 'diffaug':
+        raise ValueError("gen cross='offset' makes each view the cell's offset from its own batch to another, so it needs batches; pass batch=..., or leave gen cross at 'sample'")
     self.batch_codes_, self.batches_ = check_batch(batch, n) if batch is not None else (None, None)
     bcodes = None if batch is None else self.batch_codes_.numpy()
     bs = self.encoder_.bs if self.encoder_.bs is not None else min(DEFAULT_BS, math.ceil(n / 2))
@@ -389,7 +393,7 @@ def plan(self:DiffAug, xs:torch.Tensor, # scaled training data (from `prepare`)
         return None, f"{em} epochs, generator loss {self.generator.history.train_loss.iloc[-1]:.4f}"
     def bank(r):
         g = seeds.generator('bank', r)
-        self.bank.refresh(self.generator, self.bank_cond(self.codes_, g), generator=g)
+        self.refresh_bank(self.codes_, g)
         lg = self.bank.log[-1]
         what = f"{lg['n_items']}x{lg['n_views']} views" if lg['n_views'] else f"views of {lg['n_items']} items on demand"
         return None, f"{what} by {lg['sampler'].upper()}-{lg['steps']}"
@@ -412,6 +416,16 @@ def bank_cond(self:DiffAug, codes:torch.Tensor, # the items' codes `(N, n_latent
     "The generator's condition for the bank: the codes, and with batches each item's one-hot of another batch, drawn uniformly."
     if self.batches_ is None: return codes
     return torch.cat([codes, batch_onehot(other_batches(self.batch_codes_, len(self.batches_), generator), len(self.batches_)).to(codes)], 1)
+
+@patch
+def refresh_bank(self:DiffAug, codes:torch.Tensor, # the items' codes `(N, n_latent)`
+                 generator:torch.Generator|None=None, # source of the other batches and of the sampling noise
+                ):
+    "Refill `self.bank` from the generator: views at `bank_cond`, or with `gen.cross='offset'` their offsets from the twin drawn in the item's own batch."
+    base = None
+    if self.batches_ is not None and self.gen_.cross == 'offset':
+        base = torch.cat([codes, batch_onehot(self.batch_codes_, len(self.batches_)).to(codes)], 1)
+    self.bank.refresh(self.generator, self.bank_cond(codes, generator), generator=generator, base=base)
 
 @patch
 def setup(self:DiffAug, x, # training data: vectors `(N, D)` or images `(N, C, H, W)` in [-1, 1]
@@ -550,7 +564,7 @@ class BankRefreshCB(Callback):
         self.da, self.xs, self.every, self.gen = da, xs, every, gen
     def before_epoch(self):
         if self.epoch and self.epoch % self.every == 0:
-            self.da.bank.refresh(self.da.generator, self.da.bank_cond(self.da.model.embed(self.xs), self.gen), generator=self.gen)
+            self.da.refresh_bank(self.da.model.embed(self.xs), self.gen)
 
 # %% ../nbs/17_contrastive.ipynb #360d802d
 @patch
