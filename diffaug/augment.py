@@ -4,7 +4,7 @@
 
 # %% ../nbs/16_augment.ipynb #e415e879
 from __future__ import annotations
-import time
+import time, math
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -15,8 +15,8 @@ from .rows import RowSource
 import pandas as pd
 
 # %% auto #0
-__all__ = ['DEFAULT_LAM', 'pca_scores', 'knn_graph', 'KNNMix', 'mnn_graph', 'ImageViews', 'paired_draw', 'ViewBank',
-           'GeneratedViews']
+__all__ = ['DEFAULT_LAM', 'pca_scores', 'knn_graph', 'KNNMix', 'mnn_graph', 'ImageViews', 'gray', 'hue_rotate', 'SSLViews',
+           'paired_draw', 'ViewBank', 'GeneratedViews']
 
 # %% ../nbs/16_augment.ipynb #986bd8fd
 def _orthonormalize(Y:np.ndarray, block:int=65536, passes:int=2):
@@ -213,6 +213,109 @@ class ImageViews:
             out = torch.where(append_dims(f, 4), out.flip(-1), out)
         if self.noise: out = out + self.noise * torch.randn(out.shape, generator=generator, device=dev).to(out)
         return out.clamp(-1, 1) if self.clip else out
+
+# %% ../nbs/16_augment.ipynb #7454ba59
+_LUMA = (0.299, 0.587, 0.114)
+def gray(u:torch.Tensor) -> torch.Tensor:
+    "Luma `(B, 1, H, W)` of images `(B, C, H, W)` (RGB: ITU-R 601 weights; one channel: itself)."
+    if u.shape[1] == 1: return u
+    w = torch.tensor(_LUMA, dtype=u.dtype, device=u.device).view(1, 3, 1, 1)
+    return (u * w).sum(1, keepdim=True)
+
+_YIQ = ((0.299, 0.587, 0.114), (0.596, -0.274, -0.322), (0.211, -0.523, 0.312))
+def hue_rotate(u:torch.Tensor, # RGB images `(B, 3, H, W)`
+               shift:torch.Tensor, # hue shift per image, in turns (0.5: half the colour wheel)
+              ) -> torch.Tensor:
+    "Rotate the hue of every image by `shift` turns: a rotation of the chroma plane (I, Q) of YIQ, which keeps the luma Y."
+    m = torch.tensor(_YIQ, dtype=u.dtype, device=u.device); mi = torch.linalg.inv(m)
+    yiq = torch.einsum('ij,bjhw->bihw', m, u)
+    a = 2 * math.pi * shift; c, s = a.cos().view(-1, 1, 1), a.sin().view(-1, 1, 1)
+    i, q = yiq[:, 1], yiq[:, 2]
+    yiq = torch.stack([yiq[:, 0], c * i - s * q, s * i + c * q], 1)
+    return torch.einsum('ij,bjhw->bihw', mi, yiq)
+
+# %% ../nbs/16_augment.ipynb #04525954
+class SSLViews:
+    "The standard views of SimCLR, MoCo v2 and BYOL for image batches `(B, C, H, W)` in [-1, 1], drawn per image on the whole batch at once."
+    def __init__(self, size:int|None=None, # side of the output (None: the input's)
+                 scale:tuple=(0.08, 1.), # area share of the random resized crop
+                 ratio:tuple=(3 / 4, 4 / 3), # aspect-ratio range of the crop
+                 jitter:tuple=(0.4, 0.4, 0.4, 0.1), # colour jitter strengths: brightness, contrast, saturation, hue (the last two for RGB only)
+                 p_jitter:float=0.8, # probability of the colour jitter
+                 p_gray:float=0.2, # probability of grayscale (RGB only)
+                 p_blur:float=0., # probability of Gaussian blur (SimCLR on ImageNet: 0.5; usually 0 for small images)
+                 blur_sigma:tuple=(0.1, 2.), # range of the blur's standard deviation, in pixels of the output
+                 flip:bool=True, # horizontal flip with probability 0.5 (False for digits and text)
+                ):
+        s0, s1 = scale; r0, r1 = ratio
+        if not 0 < s0 <= s1 <= 1: raise ValueError(f"scale must be (low, high) with 0 < low <= high <= 1, got {scale}")
+        if not 0 < r0 <= r1: raise ValueError(f"ratio must be (low, high) with 0 < low <= high, got {ratio}")
+        if len(jitter) != 4 or min(jitter) < 0 or jitter[3] > 0.5: raise ValueError(f"jitter must be 4 strengths >= 0 (hue at most 0.5), got {jitter}")
+        for n, p in (('p_jitter', p_jitter), ('p_gray', p_gray), ('p_blur', p_blur)):
+            if not 0 <= p <= 1: raise ValueError(f"{n} must be a probability in [0, 1], got {p}")
+        if not 0 < blur_sigma[0] <= blur_sigma[1]: raise ValueError(f"blur_sigma must be (low, high) with 0 < low <= high, got {blur_sigma}")
+        self.size, self.scale, self.ratio, self.jitter = size, (float(s0), float(s1)), (float(r0), float(r1)), tuple(float(j) for j in jitter)
+        self.p_jitter, self.p_gray, self.p_blur, self.blur_sigma, self.flip = float(p_jitter), float(p_gray), float(p_blur), tuple(map(float, blur_sigma)), flip
+
+    def __repr__(self):
+        return (f"SSLViews(size={self.size}, scale={self.scale}, ratio={tuple(round(r, 3) for r in self.ratio)}, jitter={self.jitter}, "
+                f"p_jitter={self.p_jitter}, p_gray={self.p_gray}, p_blur={self.p_blur}, flip={self.flip})")
+
+    def crop(self, x, g):
+        "Random resized crop (and flip) of every image: one bilinear resampling of the batch."
+        B, C, H, W = x.shape; S = self.size or H; dev = g.device if g is not None else 'cpu'
+        u = lambda lo, hi: lo + (hi - lo) * torch.rand(B, generator=g, device=dev)
+        area, logr = u(*self.scale), u(math.log(self.ratio[0]), math.log(self.ratio[1]))
+        w, h = (area * logr.exp()).sqrt().clamp(max=1), (area / logr.exp()).sqrt().clamp(max=1)  # crop sides as shares of the image's
+        cx, cy = u(0, 1) * (1 - w) + w / 2, u(0, 1) * (1 - h) + h / 2
+        sx = w * torch.where(torch.rand(B, generator=g, device=dev) < 0.5, -1., 1.) if self.flip else w
+        theta = torch.zeros(B, 2, 3, device=dev)
+        theta[:, 0, 0], theta[:, 0, 2], theta[:, 1, 1], theta[:, 1, 2] = sx, 2 * cx - 1, h, 2 * cy - 1
+        grid = F.affine_grid(theta.to(x), (B, C, S, S), align_corners=False)
+        return F.grid_sample(x, grid, mode='bilinear', padding_mode='border', align_corners=False)
+
+    def colour(self, u, g):
+        "Colour jitter (brightness, contrast, saturation, hue, in this order) with probability `p_jitter`, then grayscale with `p_gray`; `u` in [0, 1]."
+        B, C = u.shape[:2]; dev = g.device if g is not None else 'cpu'
+        f = lambda s: (1 + s * (2 * torch.rand(B, generator=g, device=dev) - 1)).to(u).view(B, 1, 1, 1)
+        b, c, s, hue = self.jitter
+        on = (torch.rand(B, generator=g, device=dev) < self.p_jitter).to(u.device).view(B, 1, 1, 1)
+        v = (u * f(b)).clamp(0, 1)
+        m = gray(v).mean((1, 2, 3), keepdim=True)
+        v = ((v - m) * f(c) + m).clamp(0, 1)
+        if C == 3:
+            gv = gray(v); v = ((v - gv) * f(s) + gv).clamp(0, 1)
+            v = hue_rotate(v, (hue * (2 * torch.rand(B, generator=g, device=dev) - 1)).to(u)).clamp(0, 1)
+        u = torch.where(on, v, u)
+        if C == 3:
+            gr = (torch.rand(B, generator=g, device=dev) < self.p_gray).to(u.device).view(B, 1, 1, 1)
+            u = torch.where(gr, gray(u).expand_as(u), u)
+        return u
+
+    def blur(self, u, g):
+        "Gaussian blur with probability `p_blur`, sigma drawn per image, kernel of about a tenth of the side (odd, at least 3), mirrored borders."
+        B, C, H, W = u.shape; dev = g.device if g is not None else 'cpu'
+        sig = (self.blur_sigma[0] + (self.blur_sigma[1] - self.blur_sigma[0]) * torch.rand(B, generator=g, device=dev)).to(u)
+        on = (torch.rand(B, generator=g, device=dev) < self.p_blur).to(u.device)
+        r = max(1, H // 20); k = torch.arange(-r, r + 1, device=u.device, dtype=u.dtype)
+        ker = torch.exp(-k[None] ** 2 / (2 * sig[:, None] ** 2)); ker = ker / ker.sum(1, keepdim=True)  # (B, 2r + 1)
+        ker = ker.repeat_interleave(C, 0)
+        y = F.pad(u.reshape(1, B * C, H, W), (r, r, r, r), mode='reflect')
+        y = F.conv2d(y, ker[:, None, None, :], groups=B * C)
+        y = F.conv2d(y, ker[:, None, :, None], groups=B * C).reshape(B, C, H, W)
+        return torch.where(on.view(B, 1, 1, 1), y, u)
+
+    def __call__(self, x:torch.Tensor, # images `(B, C, H, W)` in [-1, 1]
+                 idx=None, # unused (the interface of `KNNMix` and `ImageViews`)
+                 generator:torch.Generator|None=None, # source of every draw
+                ) -> torch.Tensor:
+        "One random view of every image, in [-1, 1]."
+        if x.ndim != 4: raise ValueError(f"SSLViews needs images (B, C, H, W), got shape {tuple(x.shape)}; use KNNMix for vectors")
+        if x.shape[1] not in (1, 3): raise ValueError(f"SSLViews needs 1 (gray) or 3 (RGB) channels, got {x.shape[1]}")
+        u = (self.crop(x, generator) + 1) / 2
+        if self.p_jitter or (self.p_gray and x.shape[1] == 3): u = self.colour(u.clamp(0, 1), generator)
+        if self.p_blur: u = self.blur(u, generator)
+        return u.clamp(0, 1) * 2 - 1
 
 # %% ../nbs/16_augment.ipynb #deflam01
 DEFAULT_LAM = 0.184  # the paper's probability that an E2 view is a generated one (used by `ViewBank`, `GeneratedViews`, `BankViews`, `DiffAug`)
