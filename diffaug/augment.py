@@ -214,7 +214,7 @@ class ImageViews:
         if self.noise: out = out + self.noise * torch.randn(out.shape, generator=generator, device=dev).to(out)
         return out.clamp(-1, 1) if self.clip else out
 
-# %% ../nbs/16_augment.ipynb #7454ba59
+# %% ../nbs/16_augment.ipynb #1bd006f5
 _LUMA = (0.299, 0.587, 0.114)
 def gray(u:torch.Tensor) -> torch.Tensor:
     "Luma `(B, 1, H, W)` of images `(B, C, H, W)` (RGB: ITU-R 601 weights; one channel: itself)."
@@ -234,7 +234,7 @@ def hue_rotate(u:torch.Tensor, # RGB images `(B, 3, H, W)`
     yiq = torch.stack([yiq[:, 0], c * i - s * q, s * i + c * q], 1)
     return torch.einsum('ij,bjhw->bihw', mi, yiq)
 
-# %% ../nbs/16_augment.ipynb #04525954
+# %% ../nbs/16_augment.ipynb #fbd2e9e7
 class SSLViews:
     "The standard views of SimCLR, MoCo v2 and BYOL for image batches `(B, C, H, W)` in [-1, 1], drawn per image on the whole batch at once."
     def __init__(self, size:int|None=None, # side of the output (None: the input's)

@@ -25,7 +25,7 @@ from .training import train_denoiser
 from .encoder import EncoderHead, make_encoder_head
 from .losses import SoftContrastiveLoss, NTXentLoss
 from .rows import VectorScaler, RowSource
-from .augment import KNNMix, ImageViews, ViewBank, GeneratedViews, DEFAULT_LAM
+from .augment import KNNMix, ImageViews, SSLViews, ViewBank, GeneratedViews, DEFAULT_LAM
 
 # %% auto #0
 __all__ = ['DEFAULT_BS', 'DEFAULT_LR', 'DEFAULT_WD', 'GEN_BS', 'GEN_LR', 'STORED_BANK_BYTES', 'ROWS_IN_MEMORY', 'SETTINGS',
@@ -43,22 +43,24 @@ ROWS_IN_MEMORY = 1 << 30  # rows on disk that take at most this many bytes in me
 
 # %% ../nbs/17_contrastive.ipynb #bbf28932
 class ContrastiveViewsCB(Callback):
-    "Replace a batch `(x, idx)` by the input `cat([x, views(x, idx)])` (2B rows) and the target `idx`."
+    "Replace a batch `(x, idx)` by the input `cat([x, views(x, idx)])` (or `cat([first(x, idx), views(x, idx)])`: 2B rows) and the target `idx`."
     order = -5
     def __init__(self, views, # callable `views(x, idx, generator) -> x_view`
                  random_state:int=0, # seed of the view draws
+                 first=None, # view maker of the first rows too (SimCLR's two views); None: the originals
                 ):
-        self.views, self.random_state = views, random_state
+        self.views, self.random_state, self.first = views, random_state, first
     def before_fit(self): self.gen = make_generator(self.random_state)
     def before_batch(self):
         if len(self.xb) != 1 or len(self.yb) != 1:
             raise ValueError("ContrastiveViewsCB expects batches (x, idx): the data and their training-set row numbers")
         x, idx = self.xb[0], self.yb[0]
+        x0 = x if self.first is None else self.first(x, idx, self.gen).to(x)
         v = self.views(x, idx, self.gen).to(x)  # every process draws the views of the whole global batch...
         if dist_info()[1] > 1 and self.training:  # ...and keeps its share of the pairs (see `learner.DistributedCB`)
-            x, v, idx = shard_rows(x), shard_rows(v), shard_rows(idx)
+            x0, v, idx = shard_rows(x0), shard_rows(v), shard_rows(idx)
             self.learn.batch_sharded = True
-        self.learn.xb = (torch.cat([x, v]),)
+        self.learn.xb = (torch.cat([x0, v]),)
         self.learn.yb = (idx,)
 
 class PairLoss(nn.Module):
@@ -102,14 +104,16 @@ def fit_encoder(model:EncoderHead, # encoder and head, trained in place
                 cbs:list|None=None, # extra callbacks for this phase
                 learn:Learner|None=None, # the `encoder_learner` of an earlier phase to continue with (its model, data, loss, `bs`, `lr`, `wd` apply)
                 reset_opt:bool=True, # start a fresh optimiser (False: keep AdamW's state from the earlier phase)
+                first=None, # view maker of the first view as well (two augmented views, as SimCLR); None: the originals
+                one_cycle:bool=False, # warm up, then anneal the rate (cosine) over the phase; False: a constant rate
                ) -> pd.DataFrame:
     "Train `model` contrastively for `epochs`; returns the per-batch losses as a DataFrame `(epoch, loss)`."
     if learn is None and loss is None: raise ValueError("fit_encoder needs a loss (or the `learn` of an earlier phase)")
     seeds = Seeds(random_state)
     if learn is None: learn = encoder_learner(model, x, loss, bs=bs, lr=lr, wd=wd, random_state=seeds.seed('data'))
     else: learn.dls.train.reseed(seeds.seed('data'))
-    fit_learner(learn, epochs, one_cycle=False, progress=False, seed=seeds.seed('fit'), reset_opt=reset_opt,
-                cbs=[ContrastiveViewsCB(views, seeds.seed('views'))] + list(cbs or []))
+    fit_learner(learn, epochs, one_cycle=one_cycle, progress=False, seed=seeds.seed('fit'), reset_opt=reset_opt,
+                cbs=[ContrastiveViewsCB(views, seeds.seed('views'), first=first)] + list(cbs or []))
     model.eval()
     return pd.DataFrame(learn.batch_log, columns=['epoch', 'loss'])
 
@@ -166,6 +170,7 @@ class EncoderSettings:
     lr:float=DEFAULT_LR # learning rate (AdamW)
     wd:float=DEFAULT_WD # weight decay
     keep_opt:bool=False # carry AdamW's state from one encoder phase to the next (False: a fresh optimiser per phase)
+    schedule:str='constant' # learning rate within each encoder phase: 'constant', or 'one_cycle' (warm-up, then cosine annealing: the SSL practice)
     net:dict=field(default_factory=dict) # extra arguments of `make_encoder_head`, e.g. `{'width': 16}` for images
 
 @dataclass(kw_only=True)
@@ -176,6 +181,7 @@ class ViewSettings:
     k_mnn:int=20 # with batches: neighbours searched in each other batch for mutual pairs (see `augment.mnn_graph`)
     lam:float=DEFAULT_LAM # probability that an E2 view is a generated one
     scaler:dict=field(default_factory=dict) # arguments of the `VectorScaler` of vector data, e.g. `{'clip': 10}` (empty: z-scores / 3, clamped)
+    image:str|dict='light' # image views: 'light' (each image against one `ImageViews` view), 'ssl' (two `SSLViews` views, as SimCLR), or a dict of `SSLViews` arguments (two views)
 
 @dataclass(kw_only=True)
 class GeneratorSettings:
@@ -223,13 +229,25 @@ def _check_bool(v, what):
 
 def _check_encoder(s):
     return EncoderSettings(bs=None if s.bs is None else check_int(s.bs, 'encoder bs', min=2), lr=check_number(s.lr, 'encoder lr', min=0, min_open=True),
-                           wd=check_number(s.wd, 'encoder wd', min=0), keep_opt=_check_bool(s.keep_opt, 'encoder keep_opt'), net=_check_dict(s.net, 'encoder net'))
+                           wd=check_number(s.wd, 'encoder wd', min=0), keep_opt=_check_bool(s.keep_opt, 'encoder keep_opt'), net=_check_dict(s.net, 'encoder net'),
+                           schedule=_check_choice(s.schedule, 'encoder schedule', ('constant', 'one_cycle')))
+
+def _check_choice(v, name, options):
+    if v not in options: raise ValueError(f"{name} must be one of {', '.join(repr(o) for o in options)}, got {v!r}")
+    return v
+
+def _check_image(v):
+    if isinstance(v, dict):
+        try: SSLViews(**v)
+        except TypeError as e: raise ValueError(f"views image {v} does not fit SSLViews: {e}") from None
+        return dict(v)
+    return _check_choice(v, 'views image', ('light', 'ssl'))
 
 def _check_views(s):
     scaler = _check_dict(s.scaler, 'views scaler')
     try: VectorScaler(**scaler)
     except TypeError as e: raise ValueError(f"views scaler {scaler} does not fit VectorScaler: {e}") from None
-    return ViewSettings(k=check_int(s.k, 'views k', min=1), n_pcs=check_int(s.n_pcs, 'views n_pcs', min=1), k_mnn=check_int(s.k_mnn, 'views k_mnn', min=1), lam=check_number(s.lam, 'views lam', 0, 1), scaler=scaler)
+    return ViewSettings(k=check_int(s.k, 'views k', min=1), n_pcs=check_int(s.n_pcs, 'views n_pcs', min=1), k_mnn=check_int(s.k_mnn, 'views k_mnn', min=1), lam=check_number(s.lam, 'views lam', 0, 1), scaler=scaler, image=_check_image(s.image))
 
 def _check_gen(g):
     if g.sampler not in ('ddim', 'ddpm'): raise ValueError(f"gen sampler must be 'ddim' or 'ddpm', got {g.sampler!r}")
@@ -366,7 +384,8 @@ def prepare(self:DiffAug, x, batch=None):
         kind, views = 'mlp', KNNMix(xs, k=self.views_.k, n_pcs=self.views_.n_pcs, random_state=c['random_state'], batch=bcodes, k_mnn=self.views_.k_mnn)
     else:
         if x.abs().max() > 1.5: raise ValueError("images must be scaled to [-1, 1] first (e.g. `x / 127.5 - 1`)")
-        self.scaler, xs, kind, views = None, x, 'resnet18', ImageViews()
+        im = self.views_.image
+        self.scaler, xs, kind, views = None, x, 'resnet18', ImageViews() if im == 'light' else SSLViews(**({} if im == 'ssl' else im))
     e, auto = c['epochs'], auto_epochs(n, bs, self.gen_.bs)
     e1, em, e2 = auto if e is None else (e, min(e, auto[1]), e) if isinstance(e, int) else tuple(e)  # N bounds every phase
     if c['augment'] == 'knnmix':  # one encoder phase: as many epochs as DiffAug's E1 + E2 phases (N for `epochs=N`)
@@ -383,8 +402,10 @@ def plan(self:DiffAug, xs:torch.Tensor, # scaled training data (from `prepare`)
     "The training plan: E1, then (M, bank, E2) for each round (E1 only for augment='knnmix')."
     c, gs, seeds = self.config, self.gen_, Seeds(self.config['random_state'])
     e1, em, e2 = self.epochs_
+    first = views if isinstance(views, SSLViews) else None  # two augmented views (SimCLR); else each item against its view
     def encoder(vw, epochs, sd, cbs=()):
-        h = fit_encoder(self.model, xs, vw, None, epochs, random_state=sd.seed(), learn=learn, cbs=list(cbs), reset_opt=not self.encoder_.keep_opt)
+        h = fit_encoder(self.model, xs, vw, None, epochs, random_state=sd.seed(), learn=learn, cbs=list(cbs), reset_opt=not self.encoder_.keep_opt,
+                        first=first, one_cycle=self.encoder_.schedule == 'one_cycle')
         return h, f"{epochs} epochs, loss {h.loss.iloc[-max(1, len(h) // 10):].mean():.4f}"
     def generator(r):
         net = self.generator.net if self.generator is not None else None

@@ -575,6 +575,8 @@ def args_cases():
         case(G, "DiffAug(gen=dict(bogus=1))", DA(gen=dict(bogus=1)), want=['bogus']),
         case(G, "DiffAug(gen=dict(steps=0))", DA(gen=dict(steps=0)), want=['steps'], early=True),
         case(G, "DiffAug(gen=dict(sampler='bogus'))", DA(gen=dict(sampler='bogus')), want=['sampler', 'bogus']),
+        case(G, "DiffAug(views=dict(image='simclr'))", DA(views=dict(image='simclr')), want=['views image', "'ssl'"]),
+        case(G, "DiffAug(encoder=dict(schedule='cosine'))", DA(encoder=dict(schedule='cosine')), want=['encoder schedule', "'one_cycle'"]),
         case(G, 'DiffAug(random_state=-1)', DA(random_state=-1), want=['random_state']),
         case(G, "DiffAug(random_state='a')", DA(random_state='a'), want=['random_state']),
         case(G, 'DiffAug(random_state=1.5)', DA(random_state=1.5), want=['random_state']),
