@@ -4,7 +4,7 @@
 
 # %% ../nbs/17_contrastive.ipynb #e6029d85
 from __future__ import annotations
-import math, json, shutil
+import math, json, shutil, copy
 from pathlib import Path
 from dataclasses import dataclass, asdict, field, is_dataclass
 from functools import partial
@@ -23,16 +23,16 @@ from .distributed import dist_info, shard_rows, all_gather_rows
 from .denoiser import Denoiser
 from .training import train_denoiser
 from .encoder import EncoderHead, make_encoder_head
-from .losses import SoftContrastiveLoss, NTXentLoss
+from .losses import SoftContrastiveLoss, NTXentLoss, MoCoLoss
 from .rows import VectorScaler, RowSource
 from .augment import KNNMix, ImageViews, SSLViews, ViewBank, GeneratedViews, DEFAULT_LAM
 
 # %% auto #0
 __all__ = ['DEFAULT_BS', 'DEFAULT_LR', 'DEFAULT_WD', 'GEN_BS', 'GEN_LR', 'STORED_BANK_BYTES', 'ROWS_IN_MEMORY', 'SETTINGS',
            'PROGRESS_KIND', 'MOVED_SETTINGS', 'ContrastiveViewsCB', 'PairLoss', 'encoder_learner', 'fit_encoder',
-           'BankViews', 'fit_generator', 'auto_epochs', 'EncoderSettings', 'ViewSettings', 'GeneratorSettings',
-           'LossSettings', 'settings_group', 'DiffAug', 'check_batch', 'batch_onehot', 'other_batches', 'BankRefreshCB',
-           'group_settings']
+           'MomentumCB', 'BankViews', 'fit_generator', 'auto_epochs', 'EncoderSettings', 'ViewSettings',
+           'GeneratorSettings', 'LossSettings', 'settings_group', 'DiffAug', 'check_batch', 'batch_onehot',
+           'other_batches', 'BankRefreshCB', 'group_settings']
 
 # %% ../nbs/17_contrastive.ipynb #defs0002
 DEFAULT_BS = 128  # the encoder's batch cap; on pbmc68k, batches of 128 clustered better than the old cap's 350 (K-means/ARI +5 points, 5 seeds; benchmarks/levers.py)
@@ -116,6 +116,35 @@ def fit_encoder(model:EncoderHead, # encoder and head, trained in place
                 cbs=[ContrastiveViewsCB(views, seeds.seed('views'), first=first)] + list(cbs or []))
     model.eval()
     return pd.DataFrame(learn.batch_log, columns=['epoch', 'loss'])
+
+# %% ../nbs/17_contrastive.ipynb #6898e37f
+class MomentumCB(Callback):
+    "MoCo's momentum network: keys of both views for `MoCoLoss` after each prediction, the EMA update and the queue after each step."
+    order = 0  # after `ContrastiveViewsCB` (-5) has built the 2B rows
+    def __init__(self, loss:MoCoLoss, # the loss that receives the keys and the queue (its `momentum` and queue length apply)
+                 random_state:int=0, # seed of the queue's initial random keys
+                ):
+        self.loss, self.random_state, self.key = loss, random_state, None
+    def before_fit(self):
+        if dist_info()[1] > 1: raise NotImplementedError("loss='moco' runs in one process for now; use loss='ntxent' or 'soft' with several processes")
+        if self.key is None:  # made once: the key network carries on from one encoder phase to the next
+            self.key = copy.deepcopy(self.learn.model).requires_grad_(False)
+    def after_pred(self):
+        if not self.training: return
+        with torch.no_grad():
+            self.key.train(self.learn.model.training)
+            hk = F.normalize(self.key(self.xb[0])[1].float(), dim=1)
+        if self.loss.queue is None:
+            g = make_generator(self.random_state)
+            self.loss.queue = F.normalize(torch.randn(self.loss.n_queue, hk.shape[1], generator=g), dim=1).to(hk)
+        B = len(hk) // 2
+        self.loss.keys = (hk[:B], hk[B:])
+    def after_step(self):
+        m = self.loss.momentum
+        with torch.no_grad():
+            for pk, pq in zip(self.key.parameters(), self.learn.model.parameters()): pk.mul_(m).add_(pq.detach(), alpha=1 - m)
+            for bk, bq in zip(self.key.buffers(), self.learn.model.buffers()): bk.copy_(bq)
+            self.loss.queue = torch.cat([self.loss.keys[1], self.loss.keys[0], self.loss.queue])[:self.loss.n_queue]
 
 # %% ../nbs/17_contrastive.ipynb #0fadf877
 class BankViews:
@@ -202,7 +231,7 @@ class LossSettings:
     params:dict=field(default_factory=dict) # arguments of the loss, e.g. `{'nu_latent': 0.01}` (empty: the paper's values)
 
 SETTINGS = {'encoder': EncoderSettings, 'views': ViewSettings, 'gen': GeneratorSettings, 'loss': LossSettings}
-_AUGMENTS, _LOSSES = ('diffaug', 'knnmix'), {'soft': SoftContrastiveLoss, 'ntxent': NTXentLoss}
+_AUGMENTS, _LOSSES = ('diffaug', 'knnmix'), {'soft': SoftContrastiveLoss, 'ntxent': NTXentLoss, 'moco': MoCoLoss}
 
 def settings_group(name:str, # the group: 'encoder', 'views', 'gen' or 'loss'
                    value=None, # None (the defaults), a dict of some of its fields, or the settings object; for 'loss' also its kind
@@ -458,7 +487,9 @@ def setup(self:DiffAug, x, # training data: vectors `(N, D)` or images `(N, C, H
     with torch_seed(seeds.seed('init')):
         self.model = make_encoder_head(self.kind, self.in_shape, n_latent=c['n_latent'], **self.encoder_.net).to(self.device)
     self.generator = None
-    learn = encoder_learner(self.model, xs, _LOSSES[self.loss_.kind](**self.loss_.params), bs=self.bs_, lr=self.encoder_.lr, wd=self.encoder_.wd, random_state=seeds.seed('data'))
+    loss = _LOSSES[self.loss_.kind](**self.loss_.params)
+    learn = encoder_learner(self.model, xs, loss, bs=self.bs_, lr=self.encoder_.lr, wd=self.encoder_.wd, random_state=seeds.seed('data'))
+    if isinstance(loss, MoCoLoss): learn.add_cb(MomentumCB(loss, seeds.seed('momentum')))  # MoCo v2: the key network rides on the same Learner
     return xs, views, learn
 
 @patch
@@ -472,6 +503,7 @@ def fit(self:DiffAug, x, # training data: vectors `(N, D)` or images `(N, C, H, 
     if not isinstance(resume, (bool, np.bool_)): raise TypeError(f"resume must be True or False, got {resume!r}")
     if resume and checkpoint is None: raise ValueError("resume=True needs the checkpoint folder of the fit to continue: pass checkpoint=...")
     if checkpoint is not None:  # before any work: the folder takes files, and earlier progress is not overwritten by mistake
+        if self.loss_.kind == 'moco': raise ValueError("progress checkpoints do not hold MoCo's key network and queue yet; fit loss='moco' without checkpoint")
         checkpoint = check_output_folder(checkpoint, 'checkpoint')
         found = _read_progress(checkpoint)
         if found is not None and not resume:

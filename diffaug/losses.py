@@ -10,7 +10,7 @@ from torch import nn
 import torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['student_t_kernel', 'sq_dists', 'SoftContrastiveLoss', 'NTXentLoss']
+__all__ = ['student_t_kernel', 'sq_dists', 'SoftContrastiveLoss', 'NTXentLoss', 'MoCoLoss']
 
 # %% ../nbs/15_losses.ipynb #25fc00bc
 def _check_positive(name, v):
@@ -115,3 +115,35 @@ class NTXentLoss(nn.Module):
         return F.cross_entropy(s, target)
 
     def extra_repr(self): return f"temperature={self.temperature}"
+
+# %% ../nbs/15_losses.ipynb #4083775a
+class MoCoLoss(nn.Module):
+    "MoCo v2's symmetrised InfoNCE: each view's query against the momentum key of the other view, negatives from a queue of past keys."
+    def __init__(self,
+                 temperature:float=0.2, # softmax temperature tau
+                 queue:int=1024, # keys kept as negatives (MoCo v2: 65,536 on ImageNet; less than the data set)
+                 momentum:float=0.99, # weight of the key network's old parameters in each update (MoCo v2: 0.999 on ImageNet)
+                ):
+        super().__init__()
+        self.temperature = _check_positive('temperature', temperature)
+        if not isinstance(queue, numbers.Integral) or queue < 1: raise ValueError(f"queue must be a whole number >= 1, got {queue!r}")
+        if not 0 <= momentum < 1: raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
+        self.n_queue, self.momentum = int(queue), float(momentum)
+        self.keys = self.queue = None  # set by `MomentumCB`: keys `(k0, k1)` of this batch, queue `(K, d)` normalised
+
+    def forward(self,
+                z0:torch.Tensor|None, # ignored: present so that the signature matches `SoftContrastiveLoss`
+                h0:torch.Tensor, # projections of the first views, `(B, d)`
+                h1:torch.Tensor, # projections of the second views, `(B, d)`
+               ) -> torch.Tensor:
+        "Mean InfoNCE of `h0` against the keys of the second views and of `h1` against those of the first."
+        _check_batch(z0, h0, h1, need_z0=False)
+        if self.keys is None or self.queue is None: raise RuntimeError("MoCoLoss needs the momentum keys and the queue of `contrastive.MomentumCB`; DiffAug(loss='moco') adds it")
+        k0, k1 = self.keys
+        def nce(q, k):
+            q = F.normalize(q, dim=1)
+            logits = torch.cat([(q * k).sum(1, keepdim=True), q @ self.queue.T.to(q)], 1) / self.temperature
+            return F.cross_entropy(logits, torch.zeros(len(q), dtype=torch.long, device=q.device))
+        return (nce(h0, k1.to(h0)) + nce(h1, k0.to(h0))) / 2
+
+    def extra_repr(self): return f"temperature={self.temperature}, queue={self.n_queue}, momentum={self.momentum}"
