@@ -15,6 +15,7 @@ each row: on a shared machine the seconds are only comparable within one run of 
 
     python benchmarks/cost.py --sizes 10000 20000 100000        # results/cost-cpu.{csv,md}
     python benchmarks/cost.py --sizes 10000 100000 1000000 --modes diffaug_backed --epochs auto --tag cpu-defaults
+    python benchmarks/cost.py --sizes 20000 --modes diffaug diffaug_backed --bs 128 512 --tag cpu-bs
 """
 from __future__ import annotations
 import argparse, json, os, resource, subprocess, sys, time
@@ -24,6 +25,7 @@ import numpy as np, pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import write_text_atomic, positive_int, machine_line
 from diffaug.report import md_table
+from diffaug.contrastive import DEFAULT_BS
 
 RESULTS = Path(__file__).resolve().parent / 'results'
 
@@ -32,7 +34,7 @@ def batches_of(n:int, k:int=3, seed:int=0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     return np.array([f'batch{i}' for i in rng.choice(k, size=n, p=rng.dirichlet(np.full(k, 2.)))])
 
-def one_run(path:str, mode:str, n_batches:int, scvi_epochs:int, epochs:str='1,1,1') -> dict:
+def one_run(path:str, mode:str, n_batches:int, scvi_epochs:int, epochs:str='1,1,1', bs:int|None=None) -> dict:
     "One measurement (in a subprocess); returns its row."
     import torch, anndata
     torch.set_num_threads(1)
@@ -57,7 +59,8 @@ def one_run(path:str, mode:str, n_batches:int, scvi_epochs:int, epochs:str='1,1,
         a = anndata.read_h5ad(path, backed='r' if mode == 'diffaug_backed' else None)
         a.obs['batch'] = batches_of(a.n_obs, n_batches)
         t1 = time.time()
-        embed(a, batch_key='batch', epochs=None if epochs == 'auto' else tuple(int(e) for e in epochs.split(',')), progress=False, device='cpu')
+        embed(a, batch_key='batch', epochs=None if epochs == 'auto' else tuple(int(e) for e in epochs.split(',')), progress=False, device='cpu',
+              **({} if bs is None else dict(encoder=dict(bs=bs))))
         ph, ep = a.uns['X_diffaug']['phase_seconds'], a.uns['X_diffaug']['params']['epochs_run']
         row = dict(setup=t1 - t0, prepare=time.time() - t1 - sum(ph.values()), E1=ph['E1'], M=ph['M.0'], bank=ph['bank.0'], E2=ph['E2.0'],
                    epochs='/'.join(str(int(e)) for e in ep), fit=time.time() - t1)
@@ -74,22 +77,23 @@ def main():
     p.add_argument('--modes', nargs='+', default=['diffaug', 'diffaug_backed', 'scvi'])
     p.add_argument('--data', default='/tmp/diffaug-atlases')
     p.add_argument('--tag', default='cpu')
+    p.add_argument('--bs', type=positive_int, nargs='+', default=[None], help="DiffAug encoder batch sizes to compare (default: the package's)")
     p.add_argument('--epochs', default='1,1,1', help="DiffAug's epochs (E1,M,E2), or 'auto' for the package's default (`auto_epochs`)")
     p.add_argument('--run', nargs=2, help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.run:
-        print(json.dumps(one_run(a.run[0], a.run[1], a.batches, a.scvi_epochs, a.epochs))); return
+        print(json.dumps(one_run(a.run[0], a.run[1], a.batches, a.scvi_epochs, a.epochs, a.bs[0]))); return
     from scale import make_atlas
     rows = []
     for n in a.sizes:
         path = Path(a.data) / f'atlas-{n}.h5ad'
         if not path.exists(): make_atlas(path, n)
-        for mode in a.modes:
-            r = subprocess.run([sys.executable, __file__, '--run', str(path), mode, '--batches', str(a.batches), '--scvi-epochs', str(a.scvi_epochs), '--epochs', a.epochs],
-                               capture_output=True, text=True)
+        for mode, bs in [(m, b) for m in a.modes for b in (a.bs if m != 'scvi' else [None])]:
+            r = subprocess.run([sys.executable, __file__, '--run', str(path), mode, '--batches', str(a.batches), '--scvi-epochs', str(a.scvi_epochs), '--epochs', a.epochs]
+                               + ([] if bs is None else ['--bs', str(bs)]), capture_output=True, text=True)
             if r.returncode:
                 print(r.stderr[-3000:]); rows.append(dict(cells=n, method=mode, error=r.stderr.strip().splitlines()[-1][:200])); continue
-            row = dict(cells=n, method=mode, **json.loads(r.stdout.strip().splitlines()[-1]))
+            row = dict(cells=n, method=mode, **({} if bs is None else dict(bs=bs)), **json.loads(r.stdout.strip().splitlines()[-1]))
             rows.append(row); print(row, flush=True)
             df = pd.DataFrame(rows)
             write_text_atomic(RESULTS / f'cost-{a.tag}.csv', df.to_csv(index=False))
@@ -100,6 +104,7 @@ def main():
                 f"with `batch_key` at the package defaults including the default epochs (`auto_epochs`: column 'epochs' as E1/M/E2, so E1, M and E2 are "
                 f"seconds per phase); 'fit' is the whole `tl.embed` call and 'us_per_cell' that time per cell; " if a.epochs == 'auto' else
                 f"with `batch_key` at the package defaults and epochs {a.epochs} (E1, M and E2 are seconds per phase); ")
+             + (f"encoder batch size as in column 'bs' (the package's default is {DEFAULT_BS}); " if a.bs != [None] else '')
              + (f"scVI with `batch_key`, {a.scvi_epochs} epochs. " if 'scvi' in a.modes else '') + "'load' is the 1-minute load average at the end of the run: the machine is shared, "
              f"so compare rows of one run only.", '']
     show = df.copy()
