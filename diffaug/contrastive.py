@@ -117,7 +117,7 @@ def fit_encoder(model:EncoderHead, # encoder and head, trained in place
     model.eval()
     return pd.DataFrame(learn.batch_log, columns=['epoch', 'loss'])
 
-# %% ../nbs/17_contrastive.ipynb #6898e37f
+# %% ../nbs/17_contrastive.ipynb #76f683c8
 class MomentumCB(Callback):
     "MoCo's momentum network: keys of both views for `MoCoLoss` after each prediction, the EMA update and the queue after each step."
     order = 0  # after `ContrastiveViewsCB` (-5) has built the 2B rows

@@ -116,7 +116,7 @@ class NTXentLoss(nn.Module):
 
     def extra_repr(self): return f"temperature={self.temperature}"
 
-# %% ../nbs/15_losses.ipynb #4083775a
+# %% ../nbs/15_losses.ipynb #48831e2c
 class MoCoLoss(nn.Module):
     "MoCo v2's symmetrised InfoNCE: each view's query against the momentum key of the other view, negatives from a queue of past keys."
     def __init__(self,
