@@ -80,12 +80,13 @@ def main():
     p.add_argument('--bs', type=positive_int, nargs='+', default=[None], help="DiffAug encoder batch sizes to compare (default: the package's)")
     p.add_argument('--epochs', default='1,1,1', help="DiffAug's epochs (E1,M,E2), or 'auto' for the package's default (`auto_epochs`)")
     p.add_argument('--run', nargs=2, help=argparse.SUPPRESS)
+    p.add_argument('--from-csv', action='store_true', help="write the Markdown from results/cost-TAG.csv without running anything")
     a = p.parse_args()
     if a.run:
         print(json.dumps(one_run(a.run[0], a.run[1], a.batches, a.scvi_epochs, a.epochs, a.bs[0]))); return
     from scale import make_atlas
     rows = []
-    for n in a.sizes:
+    for n in ([] if a.from_csv else a.sizes):
         path = Path(a.data) / f'atlas-{n}.h5ad'
         if not path.exists(): make_atlas(path, n)
         for mode, bs in [(m, b) for m in a.modes for b in (a.bs if m != 'scvi' else [None])]:
@@ -97,7 +98,8 @@ def main():
             rows.append(row); print(row, flush=True)
             df = pd.DataFrame(rows)
             write_text_atomic(RESULTS / f'cost-{a.tag}.csv', df.to_csv(index=False))
-    df = pd.DataFrame(rows)
+    df = pd.read_csv(RESULTS / f'cost-{a.tag}.csv') if a.from_csv else pd.DataFrame(rows)
+    if 'bs' in df: df['bs'] = df['bs'].astype('Int64')
     lines = [f"# DiffAug and scVI on the same cells: seconds per epoch and peak memory", '',
              f"Written by `benchmarks/cost.py`. {machine_line(1)} Synthetic atlases of 2,000 genes with {a.batches} batches; DiffAug "
              + (f"with `batch_key` at the package defaults, one epoch per phase (so E1, M and E2 are seconds per epoch); " if a.epochs == '1,1,1' else
@@ -120,12 +122,18 @@ def main():
             de, sv = d.loc['diffaug'], d.loc['scvi']
             words.append(f"{n:,} cells: DiffAug E {de['E1']:.0f} s and M {de['M']:.0f} s per epoch against scVI's {sv['per_epoch']:.0f} s; "
                          f"peak {de['peak_gb']:.2f} GB against {sv['peak_gb']:.2f} GB ({'DiffAug' if de['peak_gb'] < sv['peak_gb'] else 'scVI'} lower).")
-    if 'us_per_cell' in df and df['us_per_cell'].notna().sum() > 1:
+    if 'us_per_cell' in df and df['us_per_cell'].notna().sum() > 1 and df['cells'].nunique() > 1 and 'bs' not in df:
         d = df.dropna(subset=['us_per_cell']).sort_values('cells')
         lo, hi = d.iloc[0], d.iloc[-1]
         words.append(f"Time per cell at the defaults: {lo['us_per_cell']:.0f} us at {lo['cells']:,} cells, {hi['us_per_cell']:.0f} us at {hi['cells']:,} "
                      f"({hi['us_per_cell'] / lo['us_per_cell']:.2f}x); the whole fit {lo['fit'] / 60:.1f} and {hi['fit'] / 60:.1f} minutes; "
                      f"peak {d['peak_gb'].max():.2f} GB at most ({'under' if d['peak_gb'].max() < 3 else 'over'} 3 GB).")
+    if 'bs' in df and df['bs'].nunique() > 1:
+        for (n, meth), d in df.dropna(subset=['fit']).groupby(['cells', 'method']):
+            d = d.sort_values('fit'); f, sl = d.iloc[0], d.iloc[-1]
+            words.append(f"{n:,} cells, {meth}: batch {f['bs']} is the faster, {f['fit']:.0f} s against {sl['fit']:.0f} s for batch {sl['bs']} "
+                         f"({sl['fit'] / f['fit']:.2f}x; E1 {f['E1']:.1f} vs {sl['E1']:.1f} s, E2 {f['E2']:.1f} vs {sl['E2']:.1f} s), at loads "
+                         f"{f['load']:.1f} and {sl['load']:.1f}.")
     lines += ['\n'.join(f"- {w}" for w in words), '']
     write_text_atomic(RESULTS / f'cost-{a.tag}.md', '\n'.join(lines) + '\n')
     print('\n'.join(lines))
