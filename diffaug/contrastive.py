@@ -281,8 +281,7 @@ def _check_views(s):
 def _check_gen(g):
     if g.sampler not in ('ddim', 'ddpm'): raise ValueError(f"gen sampler must be 'ddim' or 'ddpm', got {g.sampler!r}")
     if g.bank not in ('auto', 'stored', 'on_demand'): raise ValueError(f"gen bank must be 'auto', 'stored' or 'on_demand', got {g.bank!r}")
-    if g.cross not in ('sample', 'offset'): raise ValueError(f"gen cross must be 'sample' or 'offset', got {g.cross!r}")
-    return GeneratorSettings(bank=g.bank, cross=g.cross, bs=check_int(g.bs, 'gen bs', min=1), lr=check_number(g.lr, 'gen lr', min=0, min_open=True),
+    return GeneratorSettings(bank=g.bank, cross=_check_choice(g.cross, 'gen cross', ('sample', 'offset')), bs=check_int(g.bs, 'gen bs', min=1), lr=check_number(g.lr, 'gen lr', min=0, min_open=True),
                              sampler=g.sampler, steps=check_int(g.steps, 'gen steps', min=1), n_views=check_int(g.n_views, 'gen n_views', min=1),
                              refresh_every=None if g.refresh_every is None else check_int(g.refresh_every, 'gen refresh_every', min=1))
 
