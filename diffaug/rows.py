@@ -13,7 +13,7 @@ from .core import as_tensor
 from .streaming import merged_moments
 
 # %% auto #0
-__all__ = ['RowSource', 'VectorScaler', 'adata_to_tensor', 'read_h5ad']
+__all__ = ['RowSource', 'CompactCSR', 'VectorScaler', 'adata_to_tensor', 'read_h5ad']
 
 # %% ../nbs/12_rows.ipynb #93e8c717
 class RowSource:
@@ -69,17 +69,21 @@ class RowSource:
     def stored_bytes(self) -> int|None:
         "Bytes the whole matrix takes in memory as it is stored (CSR: values, column indices and row pointers), or None when it is in memory already."
         m = self.m
-        if isinstance(m, (np.ndarray, torch.Tensor)) or hasattr(m, 'tocsr'): return None  # numpy, torch or scipy: in memory
+        if isinstance(m, (np.ndarray, torch.Tensor)) or hasattr(m, 'tocsr') or getattr(m, 'resident', False): return None  # numpy, torch, scipy or `CompactCSR`: in memory
         if hasattr(m, 'group') and hasattr(m, 'to_memory'):  # anndata's backed sparse matrix
             g = m.group
             return int(g['data'].size * g['data'].dtype.itemsize + g['indices'].size * g['indices'].dtype.itemsize + g['indptr'].size * g['indptr'].dtype.itemsize)
         return int(np.prod(m.shape) * np.dtype(getattr(m, 'dtype', np.float32)).itemsize)  # an h5py dataset
 
     def in_memory(self, max_bytes:int, # read the matrix into memory only if it takes at most this many bytes there
+                  compact:bool=True, # a sparse matrix too large as stored may come in as a `CompactCSR` (float16 values, 16-bit column indices)
                  ) -> RowSource:
         "The same rows served from memory when the stored matrix fits in `max_bytes` (random rows from disk are slow), else `self`."
         b = self.stored_bytes()
-        if b is None or b > max_bytes: return self
+        if b is None: return self
+        if b > max_bytes:
+            c = CompactCSR.read(self.m, max_bytes) if compact else None
+            return self if c is None else RowSource(c, self.name, self.index, self.transform, self.chunk)
         m = self.m.to_memory() if hasattr(self.m, 'to_memory') else np.asarray(self.m[:])
         if hasattr(m, 'indptr'):  # one index type: scipy copies both index arrays on every row lookup when they differ (10x slower)
             it = np.int32 if m.nnz < 2**31 - 1 else np.int64
@@ -90,6 +94,62 @@ class RowSource:
         "Blocks of consecutive rows `(start, tensor)`, in order."
         size = size or self.chunk
         for s in range(0, len(self), size): yield s, self[s:s + size]
+
+# %% ../nbs/12_rows.ipynb #21f85543
+class CompactCSR:
+    "A sparse matrix in memory at 4 bytes per stored value (float16 values, uint16 column indices); rows come back dense as float32."
+    dtype, ndim, resident = np.dtype(np.float32), 2, True
+    def __init__(self, data:np.ndarray, # float16 values `(nnz,)`
+                 indices:np.ndarray, # uint16 column of each value `(nnz,)`
+                 indptr:np.ndarray, # int64 row pointers `(N + 1,)`
+                 shape:tuple, # `(N, D)`
+                ):
+        self.data, self.indices, self.indptr, self.shape = data, indices, indptr, tuple(int(s) for s in shape)
+    def __repr__(self): return f"CompactCSR(shape={self.shape}, nnz={len(self.data):,}, {self.nbytes / 1e9:.2f} GB)"
+    @property
+    def nbytes(self) -> int: return self.data.nbytes + self.indices.nbytes + self.indptr.nbytes
+
+    @staticmethod
+    def size_of(m) -> int|None:
+        "Bytes a compact copy of `m` (an anndata backed sparse matrix in CSR) would take, or None when it cannot be made."
+        g = getattr(m, 'group', None)
+        if g is None or getattr(m, 'format', 'csr') != 'csr' or m.shape[1] > 2**16: return None
+        return int(g['data'].size * 4 + (m.shape[0] + 1) * 8)
+
+    @classmethod
+    def read(cls, m, # anndata backed sparse matrix (CSR)
+             max_bytes:int, # give up (None) when the copy would be larger
+             chunk:int=32768, # rows read at a time
+            ) -> CompactCSR|None:
+        "A compact copy of `m`, or None when it would exceed `max_bytes`, `m` has over 65,536 columns or values beyond float16's range."
+        size = cls.size_of(m)
+        if size is None or size > max_bytes: return None
+        n, d = m.shape
+        nnz = int(m.group['data'].size)
+        data, indices, indptr = np.empty(nnz, np.float16), np.empty(nnz, np.uint16), np.zeros(n + 1, np.int64)
+        at = 0
+        for s in range(0, n, chunk):
+            b = m[s:min(s + chunk, n)]
+            b.sum_duplicates()  # canonical rows: one value per (row, column)
+            if len(b.data) and not np.abs(b.data).max() <= 65504: return None  # inf, NaN or too large for float16: stays on disk
+            k = len(b.data)
+            data[at:at + k], indices[at:at + k] = b.data, b.indices
+            indptr[s + 1:s + 1 + b.shape[0]] = at + b.indptr[1:]
+            at += k
+        return cls(data[:at], indices[:at], indptr, (n, d))
+
+    def __getitem__(self, i) -> np.ndarray:
+        "Rows `i` (integer array or slice) as a dense float32 array."
+        rows = np.arange(*i.indices(self.shape[0])) if isinstance(i, slice) else np.asarray(i, dtype=np.int64).reshape(-1)
+        s, e = self.indptr[rows], self.indptr[rows + 1]
+        cnt = e - s
+        out = np.zeros((len(rows), self.shape[1]), np.float32)
+        tot = int(cnt.sum())
+        if tot:
+            r = np.repeat(np.arange(len(rows)), cnt)
+            pos = np.arange(tot) + np.repeat(s - (np.cumsum(cnt) - cnt), cnt)  # each row's values, one run after another
+            out[r, self.indices[pos]] = self.data[pos]
+        return out
 
 # %% ../nbs/12_rows.ipynb #78b97bc7
 class VectorScaler:
