@@ -13,6 +13,8 @@ A script in this folder imports them after putting its own folder on the path, s
   machine_line(threads=None)    'Machine: <arch> CPU, <n> torch thread(s), torch <version>.' for report headers
   write_text_atomic(path, text) write a file through a temporary file in the same folder and os.replace (diffaug.io)
   positive_int, setting_arg     argparse types: a whole number >= 1; `--set KEY=VALUE` with a JSON value
+  paired_test(a, b)             paired differences a - b over seeds: mean, sd, sign count, exact sign-flip p
+  paired_words(...)             that result as table text: '+1.2 ± 0.8 (4/5, p = 0.19)'
 
 Atomic writes mean that a run cut short (or two runs writing the same folder) never leaves a half-written file.
 
@@ -26,7 +28,7 @@ import numpy as np
 import pandas as pd
 from diffaug.io import write_atomic
 
-__all__ = ['summarise', 'pm', 'machine_line', 'write_text_atomic', 'positive_int', 'setting_arg']
+__all__ = ['summarise', 'pm', 'machine_line', 'write_text_atomic', 'positive_int', 'setting_arg', 'paired_test', 'paired_words']
 
 def summarise(df:pd.DataFrame, by:list, value:str) -> pd.DataFrame:
     "Mean, std (ddof=1) and count `n` of column `value` for each setting given by the columns `by` (NaN keys kept, input order)."
@@ -42,6 +44,24 @@ def pm(summary:pd.DataFrame, scale:float=100., fmt:str='.1f') -> list:
         if n < 2 or np.isnan(s): out.append(f"{m * scale:{fmt}} (1 seed)")
         else: out.append(f"{m * scale:{fmt}} ± {s * scale:{fmt}}")
     return out
+
+def paired_test(a, b) -> dict:
+    """Paired differences `a - b` (one value per seed, same seeds in the same order): their mean, sd (ddof=1), the
+    number of seeds where `a` is higher, `n`, and the exact two-sided sign-flip permutation p (all 2^n sign patterns;
+    the smallest p possible is 2 / 2^n, 0.0625 for 5 seeds)."""
+    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    d = d[~np.isnan(d)]
+    n = len(d)
+    if n == 0: return dict(mean=np.nan, sd=np.nan, wins=0, n=0, p=np.nan)
+    signs = np.array(np.meshgrid(*[[-1., 1.]] * n)).reshape(n, -1).T
+    p = float((np.abs((signs * d).mean(1)) >= abs(d.mean()) - 1e-12).mean())
+    return dict(mean=float(d.mean()), sd=float(d.std(ddof=1)) if n > 1 else np.nan, wins=int((d > 0).sum()), n=n, p=p)
+
+def paired_words(t:dict, scale:float=100., fmt:str='+.1f') -> str:
+    "A `paired_test` result as table text, e.g. '+1.2 ± 0.8 (4/5, p = 0.19)'; the spread is left out for one seed."
+    if not t['n']: return ''
+    sd = '' if np.isnan(t['sd']) else f" ± {t['sd'] * scale:.1f}"
+    return f"{t['mean'] * scale:{fmt}}{sd} ({t['wins']}/{t['n']}, p = {t['p']:.2g})"
 
 def machine_line(threads:int|None=None) -> str:
     "The machine sentence of a report header; `threads` defaults to torch's current CPU thread count."
