@@ -76,7 +76,7 @@ class RowSource:
         return int(np.prod(m.shape) * np.dtype(getattr(m, 'dtype', np.float32)).itemsize)  # an h5py dataset
 
     def in_memory(self, max_bytes:int, # read the matrix into memory only if it takes at most this many bytes there
-                  compact:bool=True, # a sparse matrix too large as stored may come in as a `CompactCSR` (float16 values, 16-bit column indices)
+                  compact:bool=False, # True: a sparse matrix too large as stored may come in as a `CompactCSR` (float16 values, 16-bit column indices)
                  ) -> RowSource:
         "The same rows served from memory when the stored matrix fits in `max_bytes` (random rows from disk are slow), else `self`."
         b = self.stored_bytes()
@@ -95,7 +95,7 @@ class RowSource:
         size = size or self.chunk
         for s in range(0, len(self), size): yield s, self[s:s + size]
 
-# %% ../nbs/12_rows.ipynb #21f85543
+# %% ../nbs/12_rows.ipynb #a0baae20
 class CompactCSR:
     "A sparse matrix in memory at 4 bytes per stored value (float16 values, uint16 column indices); rows come back dense as float32."
     dtype, ndim, resident = np.dtype(np.float32), 2, True
