@@ -502,7 +502,6 @@ def fit(self:DiffAug, x, # training data: vectors `(N, D)` or images `(N, C, H, 
     if not isinstance(resume, (bool, np.bool_)): raise TypeError(f"resume must be True or False, got {resume!r}")
     if resume and checkpoint is None: raise ValueError("resume=True needs the checkpoint folder of the fit to continue: pass checkpoint=...")
     if checkpoint is not None:  # before any work: the folder takes files, and earlier progress is not overwritten by mistake
-        if self.loss_.kind == 'moco': raise ValueError("progress checkpoints do not hold MoCo's key network and queue yet; fit loss='moco' without checkpoint")
         checkpoint = check_output_folder(checkpoint, 'checkpoint')
         found = _read_progress(checkpoint)
         if found is not None and not resume:
@@ -565,6 +564,9 @@ def _write_progress(self:DiffAug, folder, fp, learn, ph, rows, seconds):
     done = [k for k in seconds if not k.startswith('bank')]
     state = {f'model.{k}': v for k, v in self.model.state_dict().items()}
     if self.generator is not None: state.update({f'generator.{k}': v for k, v in self.generator.state_dict().items()})
+    mcb = next((cb for cb in learn.cbs if isinstance(cb, MomentumCB)), None)
+    if mcb is not None and mcb.key is not None:  # MoCo: the key network and the queue of keys carry on into the next phase
+        state.update({f'moco_key.{k}': v for k, v in mcb.key.state_dict().items()}); state['moco_queue'] = mcb.loss.queue
     opt_scalars = {}
     if learn.opt is not None and self.encoder_.keep_opt:  # AdamW's moments, carried from phase to phase
         for i, s in enumerate(learn.opt.state_dict()['state']):
@@ -591,6 +593,11 @@ def _restore_progress(self:DiffAug, found, xs, fp, learn, plan, folder):
     if cfg['generator'] is not None:
         g = {k[10:]: v for k, v in state.items() if k.startswith('generator.')}
         self.generator = load_state(Denoiser.from_config(cfg['generator']), g, f'progress checkpoint {folder}').to(self.device)
+    mcb = next((cb for cb in learn.cbs if isinstance(cb, MomentumCB)), None)
+    if mcb is not None and 'moco_queue' in state:
+        mcb.key = copy.deepcopy(learn.model).requires_grad_(False)
+        load_state(mcb.key, {k[9:]: v for k, v in state.items() if k.startswith('moco_key.')}, f'progress checkpoint {folder}')
+        mcb.loss.queue = state['moco_queue'].to(self.device)
     if cfg.get('opt_hypers') is not None:
         learn.create_opt()
         n = len(learn.opt.state_dict()['state'])
