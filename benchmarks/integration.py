@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np, pandas as pd, torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import write_text_atomic, machine_line, positive_int
+from _report import write_text_atomic, machine_line, positive_int, paired_test
 from diffaug.report import md_table, savefig
 from diffaug.datasets import pbmc68k_counts, simulate_batches
 from diffaug.contrastive import DiffAug
@@ -201,13 +201,10 @@ SHOW = [('total', 'scib total'), ('bio_conservation', 'bio conservation'), ('bat
         ('transfer_acc', 'label transfer acc.'), ('transfer_f1', 'label transfer F1')]
 
 def paired(d, m1, m2, col):
-    "Paired differences m1 - m2 over seeds: mean, sd, sign count and the exact two-sided sign-flip permutation p."
+    "Paired differences m1 - m2 over seeds: mean, sd, sign count, n and the exact two-sided sign-flip permutation p (`_report.paired_test`)."
     p = d.pivot(index='seed', columns='method', values=col)[[m1, m2]].dropna()
-    diff = (p[m1] - p[m2]).to_numpy()
-    n = len(diff)
-    signs = np.array(np.meshgrid(*[[-1, 1]] * n)).reshape(n, -1).T
-    stat = np.abs((signs * diff).mean(1)); pval = float((stat >= abs(diff.mean()) - 1e-12).mean())
-    return diff.mean(), diff.std(ddof=1) if n > 1 else np.nan, int((diff > 0).sum()), n, pval
+    t = paired_test(p[m1], p[m2])
+    return t['mean'], t['sd'], t['wins'], t['n'], t['p']
 
 NICE = {'pca': 'PCA (uncorrected)', 'harmony': 'Harmony', 'scanorama': 'Scanorama', 'scvi': 'scVI', 'knnmix': 'kNN-mix',
         'knnmix_mnn': 'kNN-mix, cross-batch neighbours', 'diffaug': 'DiffAug (no batch)', 'diffaug_batch': 'DiffAug with batch', 'diffaug_offset': 'DiffAug with batch, offset views',
