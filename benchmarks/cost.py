@@ -18,7 +18,7 @@ each row: on a shared machine the seconds are only comparable within one run of 
     python benchmarks/cost.py --sizes 20000 --modes diffaug diffaug_backed --bs 128 512 --tag cpu-bs
 """
 from __future__ import annotations
-import argparse, json, os, resource, subprocess, sys, time
+import argparse, json, os, resource, shutil, subprocess, sys, time
 from pathlib import Path
 import numpy as np, pandas as pd
 
@@ -34,7 +34,7 @@ def batches_of(n:int, k:int=3, seed:int=0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     return np.array([f'batch{i}' for i in rng.choice(k, size=n, p=rng.dirichlet(np.full(k, 2.)))])
 
-def one_run(path:str, mode:str, n_batches:int, scvi_epochs:int, epochs:str='1,1,1', bs:int|None=None) -> dict:
+def one_run(path:str, mode:str, n_batches:int, scvi_epochs:int, epochs:str='1,1,1', bs:int|None=None, checkpoint:str|None=None) -> dict:
     "One measurement (in a subprocess); returns its row."
     import torch, anndata
     torch.set_num_threads(1)
@@ -60,7 +60,7 @@ def one_run(path:str, mode:str, n_batches:int, scvi_epochs:int, epochs:str='1,1,
         a.obs['batch'] = batches_of(a.n_obs, n_batches)
         t1 = time.time()
         embed(a, batch_key='batch', epochs=None if epochs == 'auto' else tuple(int(e) for e in epochs.split(',')), progress=False, device='cpu',
-              **({} if bs is None else dict(encoder=dict(bs=bs))))
+              **({} if bs is None else dict(encoder=dict(bs=bs))), **({} if checkpoint is None else dict(checkpoint=checkpoint)))
         ph, ep = a.uns['X_diffaug']['phase_seconds'], a.uns['X_diffaug']['params']['epochs_run']
         row = dict(setup=t1 - t0, prepare=time.time() - t1 - sum(ph.values()), E1=ph['E1'], M=ph['M.0'], bank=ph['bank.0'], E2=ph['E2.0'],
                    epochs='/'.join(str(int(e)) for e in ep), fit=time.time() - t1)
@@ -80,20 +80,25 @@ def main():
     p.add_argument('--bs', type=positive_int, nargs='+', default=[None], help="DiffAug encoder batch sizes to compare (default: the package's)")
     p.add_argument('--epochs', default='1,1,1', help="DiffAug's epochs (E1,M,E2), or 'auto' for the package's default (`auto_epochs`)")
     p.add_argument('--run', nargs=2, help=argparse.SUPPRESS)
+    p.add_argument('--checkpoint', help="DiffAug runs write a progress checkpoint after every phase into a fresh folder under this one (the phase seconds of a run cut short are then in its config.json)")
     p.add_argument('--from-csv', action='store_true', help="write the Markdown from results/cost-TAG.csv without running anything")
     a = p.parse_args()
     if a.run:
-        print(json.dumps(one_run(a.run[0], a.run[1], a.batches, a.scvi_epochs, a.epochs, a.bs[0]))); return
+        print(json.dumps(one_run(a.run[0], a.run[1], a.batches, a.scvi_epochs, a.epochs, a.bs[0], a.checkpoint))); return
     from scale import make_atlas
     rows = []
     for n in ([] if a.from_csv else a.sizes):
         path = Path(a.data) / f'atlas-{n}.h5ad'
         if not path.exists(): make_atlas(path, n)
         for mode, bs in [(m, b) for m in a.modes for b in (a.bs if m != 'scvi' else [None])]:
+            ck = None
+            if a.checkpoint and mode != 'scvi':
+                ck = Path(a.checkpoint) / f"{n}-{mode}-{bs or 'default'}"
+                if ck.exists(): shutil.rmtree(ck)
             r = subprocess.run([sys.executable, __file__, '--run', str(path), mode, '--batches', str(a.batches), '--scvi-epochs', str(a.scvi_epochs), '--epochs', a.epochs]
-                               + ([] if bs is None else ['--bs', str(bs)]), capture_output=True, text=True)
+                               + ([] if bs is None else ['--bs', str(bs)]) + ([] if ck is None else ['--checkpoint', str(ck)]), capture_output=True, text=True)
             if r.returncode:
-                print(r.stderr[-3000:]); rows.append(dict(cells=n, method=mode, error=r.stderr.strip().splitlines()[-1][:200])); continue
+                print(r.stderr[-3000:]); rows.append(dict(cells=n, method=mode, error=(r.stderr.strip().splitlines() or [f'exit status {r.returncode}'])[-1][:200])); continue
             row = dict(cells=n, method=mode, **({} if bs is None else dict(bs=bs)), **json.loads(r.stdout.strip().splitlines()[-1]))
             rows.append(row); print(row, flush=True)
             df = pd.DataFrame(rows)
