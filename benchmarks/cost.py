@@ -106,13 +106,15 @@ def main():
     df = pd.read_csv(RESULTS / f'cost-{a.tag}.csv') if a.from_csv else pd.DataFrame(rows)
     if 'bs' in df: df['bs'] = df['bs'].astype('Int64')
     lines = [f"# DiffAug and scVI on the same cells: seconds per epoch and peak memory", '',
-             f"Written by `benchmarks/cost.py`. {machine_line(1)} Synthetic atlases of 2,000 genes with {a.batches} batches; DiffAug "
-             + (f"with `batch_key` at the package defaults, one epoch per phase (so E1, M and E2 are seconds per epoch); " if a.epochs == '1,1,1' else
+             f"Written by `benchmarks/cost.py`. {machine_line(1)} Synthetic atlases of 2,000 genes with {a.batches} batches; "
+             + ("" if not any(m.startswith('diffaug') for m in a.modes) else "DiffAug ")
+             + ("" if not any(m.startswith('diffaug') for m in a.modes) else
+                f"with `batch_key` at the package defaults, one epoch per phase (so E1, M and E2 are seconds per epoch); " if a.epochs == '1,1,1' else
                 f"with `batch_key` at the package defaults including the default epochs (`auto_epochs`: column 'epochs' as E1/M/E2, so E1, M and E2 are "
                 f"seconds per phase); 'fit' is the whole `tl.embed` call and 'us_per_cell' that time per cell; " if a.epochs == 'auto' else
                 f"with `batch_key` at the package defaults and epochs {a.epochs} (E1, M and E2 are seconds per phase); ")
              + (f"encoder batch size as in column 'bs' (the package's default is {DEFAULT_BS}); " if a.bs != [None] else '')
-             + (f"scVI with `batch_key`, {a.scvi_epochs} epochs. " if 'scvi' in a.modes else '') + "'load' is the 1-minute load average at the end of the run: the machine is shared, "
+             + (f"scVI with `batch_key`, {a.scvi_epochs} epoch{'s' if a.scvi_epochs > 1 else ''} (its seconds per epoch in 'per_epoch'; 'setup' includes building the counts matrix). " if 'scvi' in a.modes else '') + "'load' is the 1-minute load average at the end of the run: the machine is shared, "
              f"so compare rows of one run only.", '']
     show = df.copy()
     for c in ('setup', 'prepare', 'E1', 'M', 'bank', 'E2', 'per_epoch', 'fit', 'total', 'us_per_cell'):
