@@ -14,7 +14,9 @@ A script in this folder imports them after putting its own folder on the path, s
   write_text_atomic(path, text) write a file through a temporary file in the same folder and os.replace (diffaug.io)
   positive_int, setting_arg     argparse types: a whole number >= 1; `--set KEY=VALUE` with a JSON value
   paired_test(a, b)             paired differences a - b over seeds: mean, sd, sign count, exact sign-flip p
-  paired_words(...)             that result as table text: '+1.2 ± 0.8 (4/5, p = 0.19)'
+  paired_words(...)             that result as table text: '+1.2 ± 0.8 (4/5, p = 0.19)'; mark=True adds ', n.s.'
+  verdict(t)                    'significant at 6 seeds (p = 0.031)' or 'not significant at 5 seeds (p = 0.19)'
+  ns_note(n)                    the footnote that explains 'n.s.' and the smallest p that n seeds can give
 
 Atomic writes mean that a run cut short (or two runs writing the same folder) never leaves a half-written file.
 
@@ -28,7 +30,10 @@ import numpy as np
 import pandas as pd
 from diffaug.io import write_atomic
 
-__all__ = ['summarise', 'pm', 'machine_line', 'write_text_atomic', 'positive_int', 'setting_arg', 'paired_test', 'paired_words']
+__all__ = ['summarise', 'pm', 'machine_line', 'write_text_atomic', 'positive_int', 'setting_arg', 'paired_test', 'paired_words',
+           'verdict', 'ns_note', 'ALPHA']
+
+ALPHA = 0.05  # the level every report calls significant (two-sided)
 
 def summarise(df:pd.DataFrame, by:list, value:str) -> pd.DataFrame:
     "Mean, std (ddof=1) and count `n` of column `value` for each setting given by the columns `by` (NaN keys kept, input order)."
@@ -57,11 +62,23 @@ def paired_test(a, b) -> dict:
     p = float((np.abs((signs * d).mean(1)) >= abs(d.mean()) - 1e-12).mean())
     return dict(mean=float(d.mean()), sd=float(d.std(ddof=1)) if n > 1 else np.nan, wins=int((d > 0).sum()), n=n, p=p)
 
-def paired_words(t:dict, scale:float=100., fmt:str='+.1f') -> str:
-    "A `paired_test` result as table text, e.g. '+1.2 ± 0.8 (4/5, p = 0.19)'; the spread is left out for one seed."
+def paired_words(t:dict, scale:float=100., fmt:str='+.1f', mark:bool=False) -> str:
+    """A `paired_test` result as table text, e.g. '+1.2 ± 0.8 (4/5, p = 0.19)'; the spread is left out for one seed.
+    `mark=True` adds ', n.s.' when p >= `ALPHA` (explain it under the table with `ns_note`)."""
     if not t['n']: return ''
     sd = '' if np.isnan(t['sd']) else f" ± {t['sd'] * scale:.1f}"
-    return f"{t['mean'] * scale:{fmt}}{sd} ({t['wins']}/{t['n']}, p = {t['p']:.2g})"
+    ns = ', n.s.' if mark and not t['p'] < ALPHA else ''
+    return f"{t['mean'] * scale:{fmt}}{sd} ({t['wins']}/{t['n']}, p = {t['p']:.2g}{ns})"
+
+def verdict(t:dict) -> str:
+    "'significant at n seeds (p = ...)' or 'not significant at n seeds (p = ...)', for the sentences under a table."
+    return f"{'' if t['p'] < ALPHA else 'not '}significant at {t['n']} seeds (p = {t['p']:.2g})"
+
+def ns_note(n:int) -> str:
+    "The footnote under a table of paired differences over `n` seeds."
+    return (f"Paired over seeds: mean ± sd of the differences, (seeds where the first is higher / seeds, exact two-sided "
+            f"sign-flip p); n.s. = not significant at {n} seeds (p >= {ALPHA}; the smallest p {n} seeds can give is "
+            f"{2 / 2 ** n:.2g}).")
 
 def machine_line(threads:int|None=None) -> str:
     "The machine sentence of a report header; `threads` defaults to torch's current CPU thread count."

@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import machine_line, write_text_atomic, positive_int, setting_arg
+from _report import machine_line, write_text_atomic, positive_int, setting_arg, paired_test, paired_words, verdict, ns_note, ALPHA
 from diffaug.report import md_table, savefig
 
 from diffaug.core import Seeds
@@ -38,16 +38,18 @@ from diffaug.classifier import fit_classifier, predict_proba, DE_STEPS
 from diffaug.guidance import classifier_gradients, plot_gradient_maps
 from diffaug.semisup import TemporalConsistencyCB
 from diffaug.robustness import (AugMixDiffAugCB, OOD_SCORES, feature_head, features_logits, react_threshold, ood_score, auroc,
-                                fpr_at_tpr, certify, certified_accuracy, gradient_alignment)
+                                fpr_at_tpr, certify, certified_accuracy, gradient_alignment, class_alignment)
 
 RESULTS = Path(__file__).resolve().parent / 'results'
 PARTS = ('augmix', 'ood', 'certify', 'gradients', 'budget')
+TABLES = PARTS + ('ood_sweep',)  # the ood part writes two CSVs
 FULL = dict(den_epochs=30, cls_epochs=30, bs=128, kinds=list(CORRUPTIONS), severities=[1, 2, 3, 4, 5], de_steps=list(DE_STEPS),
             sigmas=[0.12, 0.25, 0.5], radii=[0, 0.125, 0.25, 0.5, 0.75, 1.0], cert_n0=100, cert_n=1000, cert_alpha=0.001,
             cert_images=200, grad_images=200, grad_t=[0, 300], budgets=[0.01, 0.05, 0.1, 0.25, 1.0], budget_steps=300,
-            budget_t=[0, 300], width=None, den_base=64)
+            budget_t=[0, 300], width=None, den_base=64, ood_percentiles=[10, 30, 50, 65, 80, 90, 95, 99], ood_widths=[128])
 QUICK = dict(FULL, den_epochs=5, cls_epochs=5, severities=[3, 5], de_steps=[0, 100, 200, 300], sigmas=[0.25], cert_n0=20,
-             cert_n=100, cert_images=50, grad_images=50, budgets=[0.05, 1.0], budget_steps=60)
+             cert_n=100, cert_images=50, grad_images=50, budgets=[0.05, 1.0], budget_steps=60, ood_percentiles=[50, 90],
+             ood_widths=[64])
 NEAR_CLASSES = 6  # classes 0..5 are in distribution in the OOD part
 
 def _split(y, seed, test_frac=0.3):
@@ -86,7 +88,7 @@ def load_data(args):
 # ---------------------------------------------------------------------------------------------------- one seed
 
 def run_seed(seed, cfg, x, y, parts, dev, log, figdir=None):
-    rows, seeds = {p: [] for p in PARTS}, Seeds(seed)
+    rows, seeds = {p: [] for p in TABLES}, Seeds(seed)
     tr, te = _split(y, seed)
     xtr, ytr, xte, yte = x[tr], y[tr], x[te], y[te]
     big = x.shape[-1] >= 32
@@ -104,7 +106,8 @@ def run_seed(seed, cfg, x, y, parts, dev, log, figdir=None):
     if 'augmix' in parts:
         t0 = time.time()
         L['AugMix'] = fit('plain', cbs=[AugMixDiffAugCB(den, diffaug=False, random_state=seed)])
-        L['AugMix + DiffAug'] = fit('plain', cbs=[AugMixDiffAugCB(den, random_state=seed)])
+        # ce='mean': every training row has cross-entropy weight 1 (mode='diffaug' averages over its doubled batch); the paper sums
+        L['AugMix + DiffAug'] = fit('plain', cbs=[AugMixDiffAugCB(den, ce='mean', random_state=seed)])
         log(f"seed {seed}: AugMix classifiers trained ({time.time() - t0:.0f}s)")
         sets = {('clean', 0): xte, **corrupted_set(xte, cfg['kinds'], cfg['severities'], random_state=seed)}
         for name in ('plain', 'AugMix', 'DiffAug', 'AugMix + DiffAug'):
@@ -123,19 +126,34 @@ def run_seed(seed, cfg, x, y, parts, dev, log, figdir=None):
         idx = torch.nonzero(idm_tr).flatten()
         hold = idx[torch.randperm(len(idx), generator=seeds.generator('react holdout'))[:max(20, len(idx) // 10)]]
         fit_idx = idx[~torch.isin(idx, hold)]
-        for name, mode in (('plain', 'plain'), ('DiffAug', 'diffaug')):
-            l6 = fit(mode, xtr[fit_idx], ytr[fit_idx], n_classes=NEAR_CLASSES)
-            _, head = feature_head(l6)
-            c = react_threshold(features_logits(l6, xtr[hold])[0])
-            fi, li = features_logits(l6, xte[idm_te])
-            s_id = {m: ood_score(fi, li, m, head=head, react_clip=c) for m in OOD_SCORES}
-            for oname, xo in oods.items():
-                fo, lo = features_logits(l6, xo)
-                for m in OOD_SCORES:
-                    so = ood_score(fo, lo, m, head=head, react_clip=c)
-                    rows['ood'].append(dict(seed=seed, method=name, ood_set=oname, score=m, auroc=auroc(s_id[m], so), fpr95=fpr_at_tpr(s_id[m], so)))
-            rows['ood'].append(dict(seed=seed, method=name, ood_set='(in-distribution accuracy)', score='-',
-                                    auroc=_acc(li, yte[idm_te]), fpr95=np.nan))
+        base_w = cfg['width'] or (64 if big else 32)
+        for width in [None] + [w for w in cfg['ood_widths'] if w != base_w]:
+            for name, mode in (('plain', 'plain'), ('DiffAug', 'diffaug')):
+                kw = {} if width is None else dict(model_kw=dict(mk, width=width))
+                l6 = fit(mode, xtr[fit_idx], ytr[fit_idx], n_classes=NEAR_CLASSES, **kw)
+                _, head = feature_head(l6)
+                fi, li = features_logits(l6, xte[idm_te])
+                wd = dict(seed=seed, method=name, width=width or base_w, features=fi.shape[1])
+                ash_ps = [(m, p) for m in ('ash', 'scale') for p in cfg['ood_percentiles']]
+                if width is None:  # the main table: every score at the published settings
+                    c = react_threshold(features_logits(l6, xtr[hold])[0])
+                    s_id = {m: ood_score(fi, li, m, head=head, react_clip=c) for m in OOD_SCORES}
+                    rows['ood'].append(dict(seed=seed, method=name, ood_set='(in-distribution accuracy)', score='-',
+                                            auroc=_acc(li, yte[idm_te]), fpr95=np.nan))
+                for oname, xo in oods.items():
+                    fo, lo = features_logits(l6, xo)
+                    if width is None:
+                        for m in OOD_SCORES:
+                            so = ood_score(fo, lo, m, head=head, react_clip=c)
+                            rows['ood'].append(dict(seed=seed, method=name, ood_set=oname, score=m, auroc=auroc(s_id[m], so), fpr95=fpr_at_tpr(s_id[m], so)))
+                    # the ASH / SCALE percentile sweep, and the energy score they modify, at this feature width
+                    e = auroc(ood_score(fi, li, 'energy'), ood_score(fo, lo, 'energy'))
+                    rows['ood_sweep'].append(dict(wd, ood_set=oname, score='energy', percentile=np.nan, auroc=e))
+                    for m, p in ash_ps:
+                        a_ = auroc(ood_score(fi, None, m, head=head, percentile=p), ood_score(fo, None, m, head=head, percentile=p))
+                        rows['ood_sweep'].append(dict(wd, ood_set=oname, score=m, percentile=p, auroc=a_))
+                zero = float((fi <= 0).float().mean())  # share of penultimate features that are exactly 0 (ReLU) in distribution
+                rows['ood_sweep'].append(dict(wd, ood_set='(in-distribution)', score='zero share', percentile=np.nan, auroc=zero))
         log(f"seed {seed}: ood part done")
     if 'certify' in parts:
         ci = torch.arange(min(cfg['cert_images'], len(xte)))
@@ -160,7 +178,10 @@ def run_seed(seed, cfg, x, y, parts, dev, log, figdir=None):
                 xt, gr = classifier_gradients(L[name], xte[gi], yte[gi], t_use, denoiser=den, generator=seeds.seed('gradients'))
                 a_t = float(den.schedule.a[t_use])  # at step t the class means of x_t are a_t * mu_y
                 cos = gradient_alignment(gr, xt, yte[gi], a_t * means)
-                rows['gradients'].append(dict(seed=seed, classifier=name, t=t, alignment=float(cos.mean()), alignment_sd=float(cos.std())))
+                ca = class_alignment(gr, yte[gi], means)  # the control: toward mu_y - mu_k against the same for wrong classes
+                rows['gradients'].append(dict(seed=seed, classifier=name, t=t, alignment=float(cos.mean()), alignment_sd=float(cos.std()),
+                                              true=float(ca['true'].mean()), control=float(ca['control'].mean()),
+                                              margin=float(ca['margin'].mean()), margin_sd=float(ca['margin'].std())))
         if figdir is not None:
             import matplotlib.pyplot as plt
             fig = plot_gradient_maps({k: L[k] for k in ('plain', 'DiffAug', 'noisy', 'DA')}, xte[gi[:6]], yte[gi[:6]], t=cfg['grad_t'][-1],
@@ -192,6 +213,18 @@ def _ms(v, scale=100., fmt='.1f'):
     v = np.asarray(v, float) * scale
     return f"{v[0]:{fmt}}" if len(v) == 1 else f"{v.mean():{fmt}} ± {v.std(ddof=1):{fmt}}"
 
+def _paired(a:pd.Series, b:pd.Series) -> dict:
+    "paired_test of two per-seed Series on their common seeds."
+    common = a.index.intersection(b.index)
+    return paired_test(a.loc[common].values, b.loc[common].values)
+
+def _words(t, scale=100., unit=' points') -> str:
+    "A paired comparison in words: who is ahead, in how many seeds, and whether that is significant."
+    if t['p'] < ALPHA: head = 'ahead' if t['mean'] > 0 else 'behind'
+    elif t['wins'] in (0, t['n']) and t['mean'] != 0: head = ('ahead' if t['mean'] > 0 else 'behind') + ' in every seed'
+    else: head = 'a tie'
+    return f"{head}, {t['mean'] * scale:+.{3 if scale == 1 else 1}f}{unit} ({t['wins']}/{t['n']} seeds higher, {verdict(t)})"
+
 def section_augmix(df, nseeds):
     cor = df[df.corruption != 'clean']
     out = []
@@ -205,41 +238,86 @@ def section_augmix(df, nseeds):
     t = pd.DataFrame(out)
     means = {(r['training'], r['DE']): float(str(r['corrupted mean']).split(' ')[0]) for r in out}
     best = max(means, key=means.get)
-    base = df[(df.method == 'plain') & (~df.de) & (df.corruption != 'clean')].groupby('seed').acc.mean()
-    diffs = []
-    for (m, de), g in df.groupby(['method', 'de'], sort=False):
-        if m == 'plain' and not de: continue
-        d = g[g.corruption != 'clean'].groupby('seed').acc.mean() - base
-        diffs.append({'training': m, 'DE': 'yes' if de else 'no', 'corrupted vs plain (points)': _ms(d.values)})
+    per = {(m, de): (g[g.corruption != 'clean'].groupby('seed').acc.mean(), g[g.corruption == 'clean'].groupby('seed').acc.mean())
+           for (m, de), g in df.groupby(['method', 'de'], sort=False)}
+    comparisons = [(('DiffAug', False), ('plain', False)), (('DiffAug', True), ('plain', False)), (('AugMix', False), ('plain', False)),
+                   (('AugMix + DiffAug', False), ('AugMix', False)), (('AugMix + DiffAug', False), ('DiffAug', False)),
+                   (('AugMix + DiffAug', True), ('DiffAug', True)), (('DiffAug', True), ('DiffAug', False)),
+                   (('plain', True), ('plain', False)), (('AugMix', True), ('AugMix', False))]
+    name = lambda k: k[0] + (' + DE' if k[1] else '')
+    diffs, tests = [], {}
+    for a, b in comparisons:
+        if a not in per or b not in per: continue
+        tc, tl = _paired(per[a][0], per[b][0]), _paired(per[a][1], per[b][1])
+        tests[a, b] = tc
+        diffs.append({'comparison': f'{name(a)} - {name(b)}', 'corrupted (points)': paired_words(tc, mark=True),
+                      'clean (points)': paired_words(tl, mark=True)})
+    n = len(df.seed.unique())
+    lines = []
+    for (a, b), tc in tests.items():
+        lines.append(f"{name(a)} - {name(b)}: {_words(tc)}")
     return ['## 1. AugMix + DiffAug on the standard corruptions', '',
-            'Accuracy (%) on clean test images and averaged over the 15 standard corruptions (imagecorruptions) per severity.', '',
-            md_table(t), '', f"**Which row wins:** {best[0]}{' + DE' if best[1] == 'yes' else ''} on corrupted images "
-            f"({means[best]:.1f}%). Paired differences to plain training without the ensemble:", '', md_table(pd.DataFrame(diffs)), '']
+            'Accuracy (%) on clean test images and averaged over the 15 standard corruptions (imagecorruptions, with ImageNet-C\'s '
+            'parameters, applied at 32x32) per severity. AugMix uses the AugMix paper\'s operations (no colour, contrast, brightness '
+            'or sharpness), severity 1, width 3, depth 1-3. Every training row has cross-entropy weight 1: AugMix + DiffAug averages '
+            'CE(clean) and CE(DiffAug) (`AugMixDiffAugCB(ce=\'mean\')`), as `mode=\'diffaug\'` averages over its doubled batch; the '
+            'paper sums them. DE = the DiffAug Ensemble: per image 9 denoiser passes (steps 50 to 450) and 10 classifier passes (step 0 is the image itself).', '',
+            md_table(t), '', f"**Which row wins:** {name((best[0], best[1] == 'yes'))} on corrupted images ({means[best]:.1f}%).", '',
+            md_table(pd.DataFrame(diffs)), '', ns_note(n), '', '**In words** (corrupted accuracy): ' + '; '.join(lines) + '.', '']
 
 def section_ood(df):
     acc = df[df.score == '-']
     d = df[df.score != '-']
-    out = []
+    out, n = [], len(df.seed.unique())
     for (oset, score), g in d.groupby(['ood_set', 'score'], sort=False):
         row = {'OOD set': oset, 'score': score}
         for m in ('plain', 'DiffAug'):
             gm = g[g.method == m]
             row[f'{m} AUROC'] = _ms(gm.auroc.values); row[f'{m} FPR95'] = _ms(gm.fpr95.values)
-        dd = g[g.method == 'DiffAug'].set_index('seed').auroc - g[g.method == 'plain'].set_index('seed').auroc
-        row['AUROC DiffAug - plain'] = _ms(dd.values)
+        t = _paired(g[g.method == 'DiffAug'].set_index('seed').auroc, g[g.method == 'plain'].set_index('seed').auroc)
+        row['AUROC DiffAug - plain'] = paired_words(t, mark=True)
         out.append(row)
     t = pd.DataFrame(out)
-    mean_d = d.pivot_table(index=['seed', 'ood_set', 'score'], columns='method', values='auroc')
-    gain = (mean_d['DiffAug'] - mean_d['plain'])
-    by_set = gain.groupby(level='ood_set').mean() * 100
-    words = '; '.join(f"{k}: {v:+.1f} points" for k, v in by_set.items())
-    wins = int((gain > 0).sum()); total = int(gain.notna().sum())
+    lines = []
+    for oset, g in d.groupby('ood_set', sort=False):
+        for score in ('energy', 'msp'):
+            gs = g[g.score == score]
+            tt = _paired(gs[gs.method == 'DiffAug'].set_index('seed').auroc, gs[gs.method == 'plain'].set_index('seed').auroc)
+            lines.append(f"{oset}, {score}: {_words(tt)}")
+    below = sorted({f"{r['score']} ({r['OOD set']})" for r in out for m in ('plain', 'DiffAug')
+                    if float(str(r[f'{m} AUROC']).split(' ')[0]) < 50})
     return ['## 2. Out-of-distribution detection', '',
-            f'Classifiers trained on classes 0-{NEAR_CLASSES - 1}; in-distribution = their test images. AUROC and FPR at 95% TPR in %.', '',
-            md_table(t), '', f"In-distribution accuracy: plain {_ms(acc[acc.method == 'plain'].auroc.values)}, "
+            f'Classifiers trained on classes 0-{NEAR_CLASSES - 1}; in-distribution = their test images. AUROC and FPR at 95% TPR in %; '
+            'ASH and SCALE at their published percentile 90 (their sweep is in section 2b).', '',
+            md_table(t), '', ns_note(n), '', f"In-distribution accuracy: plain {_ms(acc[acc.method == 'plain'].auroc.values)}, "
             f"DiffAug {_ms(acc[acc.method == 'DiffAug'].auroc.values)}.", '',
-            f"**Does DiffAug training improve OOD detection?** Mean AUROC change, DiffAug - plain, over scores: {words}. "
-            f"DiffAug's AUROC is higher in {wins} of {total} (seed, set, score) cases.", '']
+            "**Does DiffAug training improve OOD detection?** Per set, for the energy and MSP scores, DiffAug - plain AUROC: "
+            + '; '.join(lines) + '. Scores below chance (AUROC < 50) for either classifier: ' + (', '.join(below) or 'none')
+            + '; they are not averaged into any summary.', '']
+
+def section_ood_sweep(df):
+    zero = df[df.score == 'zero share']
+    d = df[df.score != 'zero share']
+    widths = sorted(d.width.unique())
+    out = []
+    for (oset, w, score, p), g in d.groupby(['ood_set', 'width', 'score', 'percentile'], sort=True, dropna=False):
+        row = {'OOD set': oset, 'features': int(g.features.iloc[0]), 'score': score if score == 'energy' else f'{score} p{int(p)}'}
+        for m in ('plain', 'DiffAug'): row[f'{m} AUROC'] = _ms(g[g.method == m].auroc.values)
+        out.append(row)
+    t = pd.DataFrame(out)
+    best = []
+    for (oset, w, score), g in d[d.score != 'energy'].groupby(['ood_set', 'width', 'score']):
+        m = g.groupby('percentile').auroc.mean()
+        e = d[(d.ood_set == oset) & (d.width == w) & (d.score == 'energy')].auroc.mean()
+        best.append(f"{score} at {int(g.features.iloc[0])} features, {oset}: best percentile {int(m.idxmax())} "
+                    f"({m.max() * 100:.1f}, energy {e * 100:.1f})")
+    zs = ', '.join(f"{int(g.features.iloc[0])} features: {g.auroc.mean() * 100:.0f}%" for w, g in zero.groupby('width'))
+    return ['## 2b. ASH and SCALE: percentile sweep and feature width', '',
+            'AUROC (%) of ASH-S and SCALE over the pruning percentile p, next to the energy score they modify, for the classifiers '
+            f'of section 2 and for the same classifiers trained with wider penultimate layers ({", ".join(str(int(f)) for f in sorted(d.features.unique()))} '
+            'features). Share of '
+            f'in-distribution penultimate features that are exactly 0 (after the ReLU): {zs}.', '', md_table(t), '',
+            '**Best percentile per setting (mean AUROC over seeds):** ' + '; '.join(best) + '.', '']
 
 def section_certify(df, cfg):
     out = []
@@ -253,42 +331,72 @@ def section_certify(df, cfg):
         row = {'classifier': m + ' (best sigma per radius)'}
         for r in cfg['radii']: row[f'r={r}'] = _ms(best[(best.method == m) & (best.radius == r)].acc.values)
         rows.append(row)
-    gap = (best[best.method == 'DiffAug'].set_index(['seed', 'radius']).acc - best[best.method == 'plain'].set_index(['seed', 'radius']).acc)
-    g0 = gap.groupby(level='radius').mean() * 100
+    row, lines = {'classifier': 'DiffAug - plain (points)'}, []
+    for r in cfg['radii']:
+        b = best[best.radius == r]
+        t = _paired(b[b.method == 'DiffAug'].set_index('seed').acc, b[b.method == 'plain'].set_index('seed').acc)
+        row[f'r={r}'] = paired_words(t, mark=True)
+        if t['sd'] == t['sd'] and (t['sd'] > 0 or t['mean'] != 0): lines.append(f"r={r}: {_words(t)}")
+    rows.append(row)
     return ['## 3. Certified l2 robustness (diffuse-denoise-classify)', '',
             f"Certified accuracy (%) of the first {cfg['cert_images']} test images, CERTIFY with n0={cfg['cert_n0']}, n={cfg['cert_n']}, "
             f"alpha={cfg['cert_alpha']}; sigma on the [0, 1] scale, radii in the same units.", '', md_table(pd.DataFrame(out)), '',
-            md_table(pd.DataFrame(rows)), '', '**Which wins:** DiffAug - plain at the best sigma per radius: '
-            + ', '.join(f"r={r}: {v:+.1f}" for r, v in g0.items()) + ' points.', '']
+            md_table(pd.DataFrame(rows)), '', ns_note(len(df.seed.unique())), '',
+            '**Which wins:** DiffAug - plain at the best sigma per radius: ' + '; '.join(lines) + '.', '']
 
 def section_gradients(df):
-    t = df.groupby(['classifier', 't'], sort=False).alignment.apply(lambda v: _ms(v.values, 1., '.3f')).reset_index()
-    w = t.pivot(index='classifier', columns='t', values='alignment').reset_index()
-    w.columns = ['classifier'] + [f'cosine at t={c}' for c in w.columns[1:]]
-    m = df.groupby(['classifier', 't']).alignment.mean().unstack('t')
-    tl = m.columns.max()
-    order = m[tl].sort_values(ascending=False)
+    n = len(df.seed.unique())
+    cols = {}
+    for col in ('margin', 'alignment'):
+        t = df.groupby(['classifier', 't'], sort=False)[col].apply(lambda v: _ms(v.values, 1., '.3f')).reset_index()
+        w = t.pivot(index='classifier', columns='t', values=col)
+        for c in w.columns: cols[f"{'class margin' if col == 'margin' else 'raw cosine'} t={c}"] = w[c]
+    w = pd.DataFrame(cols).reset_index()
+    ts = sorted(df.t.unique())
+    lines = []
+    for tt in ts:
+        m = df[df.t == tt].groupby('classifier').margin.mean().sort_values(ascending=False)
+        top, second = m.index[0], m.index[1]
+        a_ = df[(df.t == tt) & (df.classifier == top)].set_index('seed').margin
+        b_ = df[(df.t == tt) & (df.classifier == second)].set_index('seed').margin
+        tt_ = _paired(a_, b_)
+        lines.append(f"t={tt}: " + ' > '.join(f"{k} ({v:.3f})" for k, v in m.items())
+                     + f"; {top} - {second}: {_words(tt_, 1., '')}")
+    for name in ('DiffAug', 'DA', 'noisy'):
+        for tt in ts:
+            a_ = df[(df.t == tt) & (df.classifier == name)].set_index('seed').margin
+            b_ = df[(df.t == tt) & (df.classifier == 'plain')].set_index('seed').margin
+            if len(a_) and len(b_):
+                t_ = _paired(a_, b_)
+                lines.append(f"{name} - plain at t={tt}: {_words(t_, 1., '')}")
     return ['## 4. Perceptually aligned gradients', '',
-            'Mean cosine between the input gradient of log p(y | x_t) and the direction from x_t to its class mean at that step, '
-            'a_t mu_y (0: unstructured; 1: straight at the class mean). t=0 rows use t=1 for the noisy and DA classifiers.', '', md_table(w), '',
-            f"**Most aligned at t={tl}:** " + ' > '.join(f"{k} ({v:.3f})" for k, v in order.items()) + '.', '',
-            '![gradients](robustness-gradients.png)', '']
+            'The **class margin** (`diffaug.robustness.class_alignment`): the mean cosine between the input gradient of log p(y | x_t) and '
+            'the noise-free directions mu_y - mu_k from every other class k toward the true class, minus the same for the wrong '
+            'classes in place of y (the control; 0 for gradients with no preference for the true class, such as pure denoising). '
+            'The **raw cosine** toward a_t mu_y - x_t is shown for reference: at t=300 its noise part dominates, so it rewards '
+            'gradients that remove noise. Means over 200 test images, then mean ± sd over seeds. t=0 rows use t=1 for the noisy and '
+            'DA classifiers.', '', md_table(w), '',
+            '**Ranking by class margin:** ' + '; '.join(lines) + '.', '', '![gradients](robustness-gradients.png)', '']
 
 def section_budget(df):
     t = df.groupby(['classifier', 't', 'labels'], sort=False).acc.apply(lambda v: _ms(v.values)).reset_index()
     w = t.pivot_table(index=['t', 'classifier'], columns='labels', values='acc', aggfunc='first').reset_index()
     w.columns = ['t', 'classifier'] + [f'{c:.0%} labels' for c in w.columns[2:]]
     w = w.fillna('-')  # TC needs unlabelled images: none at 100% labels
-    lines = []
+    rows = []
     for tt in sorted(df.t.unique()):
         for mode in ('noisy', 'da'):
-            a = df[(df.t == tt) & (df.classifier == f'{mode} + TC')].set_index(['seed', 'labels']).acc
-            b = df[(df.t == tt) & (df.classifier == mode)].set_index(['seed', 'labels']).acc
-            d = (a - b).dropna().groupby(level='labels').mean() * 100
-            if len(d): lines.append(f"{mode} at t={tt}: TC - no TC " + ', '.join(f"{k:.0%}: {v:+.1f}" for k, v in d.items()))
-    return ['## 5. Label budgets: temporal consistency', '', 'Test accuracy (%); noisy and DA classifiers see the test images diffused '
-            'to t (t=0 rows use t=1 for them); the plain baseline is trained on the labelled images only.', '', md_table(w), '',
-            '**What temporal consistency adds:** ' + '; '.join(lines) + '.', '', '![budgets](robustness-budget.png)', '']
+            row = {'t': tt, 'TC - no TC': mode}
+            for frac in sorted(df.labels.unique()):
+                a = df[(df.t == tt) & (df.classifier == f'{mode} + TC') & (df.labels == frac)].set_index('seed').acc
+                b = df[(df.t == tt) & (df.classifier == mode) & (df.labels == frac)].set_index('seed').acc
+                if len(a): row[f'{frac:.0%} labels'] = paired_words(_paired(a, b), mark=True)
+            rows.append(row)
+    return ['## 5. Label budgets: temporal consistency', '', 'Test accuracy (%). Noisy and DA classifiers classify the test images '
+            'diffused to t (t=0 rows use t=1 for them). The plain baseline is trained on the labelled images only and, at t=300, '
+            'classifies the raw noisy x_t (it was never trained on noise).', '', md_table(w), '',
+            '**What temporal consistency adds** (paired, points):', '', md_table(pd.DataFrame(rows)), '', ns_note(len(df.seed.unique())),
+            '', '![budgets](robustness-budget.png)', '']
 
 def plot_budget(df, path):
     import matplotlib.pyplot as plt
@@ -320,6 +428,7 @@ def report(rows, cfg, meta, out, tag):
          f"classifiers {cfg['cls_epochs']} epochs, batch {cfg['bs']}. {meta['machine']} " + (f"Total time {meta['minutes']:.1f} min." if meta['minutes'] == meta['minutes'] else '') + "", '']
     if rows['augmix']: L += section_augmix(pd.DataFrame(rows['augmix']), len(meta['seeds']))
     if rows['ood']: L += section_ood(pd.DataFrame(rows['ood']))
+    if rows.get('ood_sweep'): L += section_ood_sweep(pd.DataFrame(rows['ood_sweep']))
     if rows['certify']:
         d = pd.DataFrame(rows['certify']); L += section_certify(d, cfg) + ['![certified](robustness-certify.png)', '']
         plot_certify(d, out / 'robustness-certify.png')
@@ -356,9 +465,9 @@ def main(argv=None):
     T0 = time.time()
     log = (lambda m: None) if a.quiet else (lambda m: print(f"[{time.time() - T0:7.1f}s] {m}", flush=True))
     if a.report_only:
-        rows = {k: [] for k in PARTS}
+        rows = {k: [] for k in TABLES}
         for d in a.report_only:
-            for k in PARTS:
+            for k in TABLES:
                 f = Path(d) / f'robustness-{tag}-{k}.csv'
                 if f.exists(): rows[k] += pd.read_csv(f).to_dict('records')
         seeds = sorted({int(r['seed']) for v in rows.values() for r in v})
@@ -373,7 +482,7 @@ def main(argv=None):
         return log(f"wrote {out / f'robustness-{tag}.md'} from {len(seeds)} seeds")
     x, y, data_line = load_data(a)
     parts = set(a.parts)
-    rows = {k: [] for k in PARTS}
+    rows = {k: [] for k in TABLES}
     seeds = list(range(a.first_seed, a.first_seed + a.seeds))
     for seed in seeds:
         r = run_seed(seed, cfg, x, y, parts, dev, log, figdir=out if seed == seeds[0] else None)

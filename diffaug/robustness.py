@@ -17,9 +17,10 @@ from .training import DiffusedBatchCB
 from .classifier import model_of, classifier_inputs, check_denoiser, DIFFAUG_T_MAX
 
 # %% auto #0
-__all__ = ['OOD_SCORES', 'jsd_consistency', 'augmix_views', 'AugMixDiffAugCB', 'feature_head', 'features_logits',
-           'react_threshold', 'ood_score', 'auroc', 'fpr_at_tpr', 'smoothing_step', 'clopper_pearson_lower',
-           'dds_votes', 'certify', 'certified_accuracy', 'gradient_alignment']
+__all__ = ['AUGMIX_OPS', 'AUGMIX_EXTRA_OPS', 'OOD_SCORES', 'jsd_consistency', 'augmix_op', 'augmix_views', 'AugMixDiffAugCB',
+           'feature_head', 'features_logits', 'react_threshold', 'ood_score', 'auroc', 'fpr_at_tpr', 'smoothing_step',
+           'clopper_pearson_lower', 'dds_votes', 'certify', 'certified_accuracy', 'gradient_alignment',
+           'class_alignment']
 
 # %% ../nbs/22_robustness.ipynb #070c7639
 def jsd_consistency(*logits:torch.Tensor) -> torch.Tensor:
@@ -29,46 +30,91 @@ def jsd_consistency(*logits:torch.Tensor) -> torch.Tensor:
     log_m = torch.stack(ps).mean(0).clamp(1e-7, 1).log()
     return sum(F.kl_div(log_m, p, reduction='batchmean') for p in ps) / len(ps)
 
+AUGMIX_OPS = ('autocontrast', 'equalize', 'posterize', 'rotate', 'solarize', 'shear_x', 'shear_y', 'translate_x', 'translate_y')
+AUGMIX_EXTRA_OPS = ('color', 'contrast', 'brightness', 'sharpness')  # overlap the test corruptions: left out by the paper
+
+def augmix_op(im:torch.Tensor, # one uint8 image `(C, H, W)`
+              name:str, # one of `AUGMIX_OPS` or `AUGMIX_EXTRA_OPS`
+              level:float, # operation strength on AugMix's 0..10 scale
+              sign:int=1, # direction of rotate, shear and translate (+1 or -1)
+             ) -> torch.Tensor:
+    "One AugMix operation at `level`, with the AugMix paper's magnitudes (its CIFAR and ImageNet code)."
+    from torchvision.transforms.v2 import functional as TF
+    f = level / 10
+    if name == 'autocontrast': return TF.autocontrast(im)
+    if name == 'equalize': return TF.equalize(im)
+    if name == 'posterize': return TF.posterize(im, 4 - int(f * 4))
+    if name == 'solarize': return TF.solarize(im, 256 - int(f * 256))
+    if name == 'rotate': return TF.rotate(im, float(sign * int(f * 30)))
+    if name in ('shear_x', 'shear_y'):
+        s = math.degrees(math.atan(sign * f * 0.3))
+        return TF.affine(im, angle=0., translate=[0, 0], scale=1., shear=[s, 0.] if name == 'shear_x' else [0., s])
+    if name in ('translate_x', 'translate_y'):
+        d = sign * int(f * im.shape[-1 if name == 'translate_x' else -2] / 3)
+        return TF.affine(im, angle=0., translate=[d, 0] if name == 'translate_x' else [0, d], scale=1., shear=[0., 0.])
+    factor = f * 1.8 + 0.1  # the enhance operations
+    if name == 'color': return TF.adjust_saturation(im, factor) if im.shape[0] == 3 else im
+    if name == 'contrast': return TF.adjust_contrast(im, factor)
+    if name == 'brightness': return TF.adjust_brightness(im, factor)
+    if name == 'sharpness': return TF.adjust_sharpness(im, factor)
+    raise ValueError(f"unknown AugMix operation {name!r}; choose from {AUGMIX_OPS + AUGMIX_EXTRA_OPS}")
+
 def augmix_views(x:torch.Tensor, # images `(N, C, H, W)` in [-1, 1] (C = 1 or 3)
                  n_views:int=2, # views per image
                  *,
-                 severity:int=1, # AugMix operation severity (1..10)
+                 severity:float=1, # largest operation level (levels are uniform on 0.1..severity, of 10)
                  width:int=3, # chains mixed per view
                  depth:int=-1, # operations per chain (-1: uniform on 1..3)
                  alpha:float=1., # Dirichlet and Beta parameter
+                 all_ops:bool=False, # also colour, contrast, brightness and sharpness (the paper leaves them out)
                  generator:torch.Generator|int|None=None, # seed or generator (None: fresh entropy)
                 ) -> list[torch.Tensor]:
-    "`n_views` AugMix views of every image (torchvision's `AugMix`, on uint8, per image), in [-1, 1] like `x`."
-    from torchvision.transforms import v2
+    "`n_views` AugMix views of every image (the AugMix paper's operations and mixing, per image), in [-1, 1] like `x`."
     x = check_images(x)
-    am = v2.AugMix(severity=check_int(severity, 'severity', 1, 10), mixture_width=check_int(width, 'width', min=1),
-                   chain_depth=check_int(depth, 'depth', min=-1), alpha=check_number(alpha, 'alpha', min=0, min_open=True))
+    severity = check_number(severity, 'severity', 0.1, 10)
+    width, depth = check_int(width, 'width', min=1), check_int(depth, 'depth', min=-1)
+    alpha = check_number(alpha, 'alpha', min=0, min_open=True)
+    if depth == 0: raise ValueError("depth must be -1 (uniform on 1..3) or at least 1, got 0")
+    ops = AUGMIX_OPS + (AUGMIX_EXTRA_OPS if all_ops else ())
     g = make_generator(generator)
-    seed = int(torch.randint(0, 2**31 - 1, (1,), generator=g, device=g.device))
-    u8 = to_uint8(x)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        views = [torch.stack([am(im) for im in u8]) for _ in range(check_int(n_views, 'n_views', min=1))]
-    return [(v.float() / 127.5 - 1).to(x.device, x.dtype) for v in views]
+    rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,), generator=g, device=g.device)))
+    u8 = to_uint8(x).cpu()
+    views = []
+    for _ in range(check_int(n_views, 'n_views', min=1)):
+        out = torch.empty(u8.shape, dtype=torch.float32)
+        for i, im in enumerate(u8):
+            ws, m = rng.dirichlet([alpha] * width), rng.beta(alpha, alpha)
+            mix = torch.zeros(im.shape, dtype=torch.float32)
+            for w in ws:
+                aug = im
+                for _ in range(depth if depth > 0 else int(rng.integers(1, 4))):
+                    aug = augmix_op(aug, ops[int(rng.integers(len(ops)))], rng.uniform(0.1, severity), int(rng.choice([-1, 1])))
+                mix += float(w) * aug.float()
+            out[i] = (1 - m) * im.float() + m * mix
+        views.append((out / 127.5 - 1).clamp(-1, 1).to(x.device, x.dtype))
+    return views
 
 # %% ../nbs/22_robustness.ipynb #68ec8b0a
 class AugMixDiffAugCB(DiffusedBatchCB):
-    "AugMix + DiffAug training: clean, two AugMix and one DiffAug view per image in one pass; CE(clean) + CE(DiffAug) + w * JSD."
+    "AugMix + DiffAug training: clean, two AugMix and one DiffAug view per image in one pass; cross-entropies + w * JSD."
     order, run_valid, augment_only = -4, False, True
     def __init__(self, denoiser:Denoiser|None=None, # frozen denoiser for the DiffAug view (needed when `diffaug`)
                  *,
                  augmix:bool=True, # the two AugMix views and the JSD term
                  diffaug:bool=True, # the DiffAug view and its CE term
                  jsd_weight:float=12., # weight of the JSD term (the paper's 12)
+                 ce:str='sum', # 'sum': CE(clean) + CE(DiffAug), the paper's; 'mean': their average, the scale of `mode='diffaug'`
                  t_max:int|None=DIFFAUG_T_MAX, # largest diffusion step of the DiffAug views (None: the whole schedule)
                  random_state:int=0, # root seed of the views
-                 severity:int=1, width:int=3, depth:int=-1, alpha:float=1., # AugMix settings (see `augmix_views`)
+                 severity:float=1, width:int=3, depth:int=-1, alpha:float=1., all_ops:bool=False, # AugMix settings (`augmix_views`)
                 ):
         if not (augmix or diffaug): raise ValueError("AugMixDiffAugCB needs augmix=True, diffaug=True or both")
         if diffaug and denoiser is None: raise ValueError("diffaug=True needs a denoiser: AugMixDiffAugCB(den), or diffaug=False for AugMix alone")
+        if ce not in ('sum', 'mean'): raise ValueError(f"ce must be 'sum' (the paper's) or 'mean' (the scale of mode='diffaug'), got {ce!r}")
         super().__init__(None if denoiser is None else denoiser.schedule, denoiser=denoiser, t_max=t_max, random_state=random_state)
         self.augmix, self.diffaug, self.jsd_weight = augmix, diffaug, check_number(jsd_weight, 'jsd_weight', min=0)
-        self.am = dict(severity=severity, width=width, depth=depth, alpha=alpha)
+        self.ce = ce
+        self.am = dict(severity=severity, width=width, depth=depth, alpha=alpha, all_ops=all_ops)
     def before_batch(self):
         if not self.active: return
         x = self.xb[0]
@@ -87,7 +133,9 @@ class AugMixDiffAugCB(DiffusedBatchCB):
         if not self.active: return
         y, v = self.yb[0], self.views
         loss = F.cross_entropy(v[0], y)
-        if self.diffaug: loss = loss + F.cross_entropy(v[-1], y)
+        if self.diffaug:
+            loss = loss + F.cross_entropy(v[-1], y)
+            if self.ce == 'mean': loss = loss / 2
         if self.augmix: loss = loss + self.jsd_weight * jsd_consistency(v[0], v[1], v[2])
         self.learn.loss_grad, self.learn.loss = loss, loss.detach()
 
@@ -259,7 +307,25 @@ def gradient_alignment(grads:torch.Tensor, # input gradients `(N, C, H, W)`
                        y, # classes whose log-probability was differentiated
                        class_means:torch.Tensor, # `(K, C, H, W)` mean training image of each class
                       ) -> torch.Tensor:
-    "Per-image cosine between the gradient and the direction to the mean image of class y."
+    "Per-image cosine between the gradient and the direction to the mean image of class y (see `class_alignment` for the control)."
     y = as_labels(y, len(grads))
     d = (class_means[y] - x).flatten(1).double(); g = grads.flatten(1).double()
     return F.cosine_similarity(g, d, dim=1, eps=1e-12).float()
+
+def class_alignment(grads:torch.Tensor, # input gradients `(N, C, H, W)`
+                    y, # classes whose log-probability was differentiated
+                    class_means:torch.Tensor, # `(K, C, H, W)` mean image of each class
+                   ) -> dict:
+    """Per-image class contrast of the gradient: `true`, the mean cosine toward `mu_y - mu_k` over the other classes k;
+    `control`, the same for each wrong class c in place of y, averaged over c; `margin` = true - control; each `(N,)`."""
+    y = as_labels(y, len(grads))
+    K = len(class_means)
+    if K < 2: raise ValueError(f"class_alignment needs the means of at least 2 classes, got {K}")
+    mu = class_means.flatten(1).double()
+    d = F.normalize(mu[:, None] - mu[None], dim=2, eps=1e-12)  # (K, K, D): unit directions from class k to class c
+    g = F.normalize(grads.flatten(1).double(), dim=1, eps=1e-12)
+    cos = torch.einsum('nd,ckd->nck', g, d.to(g.device))  # the diagonal c = k is 0
+    contrast = cos.sum(2) / (K - 1)  # (N, K): toward class c, away from the others
+    true = contrast.gather(1, y[:, None].to(g.device))[:, 0]
+    control = (contrast.sum(1) - true) / (K - 1)
+    return dict(true=true.float(), control=control.float(), margin=(true - control).float())
