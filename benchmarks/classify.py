@@ -238,6 +238,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--quick', action='store_true', help='shorter training and fewer settings')
     p.add_argument('--seeds', type=positive_int, default=3, help='number of seeds (default 3)')
+    p.add_argument('--first-seed', type=int, default=0, help='seeds run are first-seed .. first-seed + seeds - 1 (to add seeds to a '
+                   'run: give another --out, then merge the CSVs and --report-only)')
     p.add_argument('--out', default=str(RESULTS), help='output folder (default benchmarks/results)')
     p.add_argument('--parts', type=int, nargs='+', default=[1, 2, 3, 4, 5], choices=range(1, 6), metavar='{1..5}',
                    help='parts to run (1-5)')
@@ -253,6 +255,6 @@ def main(argv=None):
         print(f"wrote {Path(a.out)/'classify.md'}")
         return
     torch.set_num_threads(a.threads)
-    run_benchmark(a.out, quick=a.quick, seeds=a.seeds, progress=not a.no_progress, parts=tuple(a.parts), **dict(a.set))
+    run_benchmark(a.out, quick=a.quick, seeds=list(range(a.first_seed, a.first_seed + a.seeds)), progress=not a.no_progress, parts=tuple(a.parts), **dict(a.set))
 
 if __name__ == '__main__': main()

@@ -14,7 +14,9 @@
             temporal-consistency loss, and a plain supervised-only baseline
 It writes robustness-<tag>.md, robustness-<tag>-<part>.csv and figures into --out, atomically, after every seed.
 
-    OMP_NUM_THREADS=1 python benchmarks/robustness.py                        # digits, 3 seeds, all parts (about an hour)
+    OMP_NUM_THREADS=1 python benchmarks/robustness.py                        # digits, 6 seeds, all parts (about 2.5 hours)
+    OMP_NUM_THREADS=1 python benchmarks/robustness.py --first-seed 3 --seeds 3 --out /tmp/b   # half of them in a second process;
+    python benchmarks/robustness.py --report-only benchmarks/results /tmp/b                   # then merge the CSVs
     OMP_NUM_THREADS=1 python benchmarks/robustness.py --quick --seeds 1      # minutes
     python benchmarks/robustness.py --data cifar10 --cifar ~/data --parts augmix certify   # on a GPU
 """
@@ -445,7 +447,7 @@ def main(argv=None):
     p.add_argument('--cifar', default=None, help='folder holding cifar-10-batches-py/ (for --data cifar10)')
     p.add_argument('--quick', action='store_true', help='shorter training and fewer settings')
     p.add_argument('--toy', action='store_true', help='with --data cifar10: fake CIFAR-10 files at toy size (a CPU smoke test of the CIFAR path)')
-    p.add_argument('--seeds', type=positive_int, default=3)
+    p.add_argument('--seeds', type=positive_int, default=6, help='number of seeds (6: the fewest for which an exact two-sided paired test can reach p < 0.05)')
     p.add_argument('--first-seed', type=int, default=0, help='seeds run are first-seed .. first-seed + seeds - 1 (to split a run across processes)')
     p.add_argument('--report-only', nargs='+', default=None, metavar='DIR', help='rebuild the report of --tag from the CSVs in these folders (merged)')
     p.add_argument('--parts', nargs='+', choices=PARTS, default=list(PARTS))

@@ -27,6 +27,27 @@ def test_readme_is_generated_from_index():
     import build_readme
     assert build_readme.build(ROOT) == (ROOT / 'README.md').read_text(), 'README.md is stale: run `python tools/build_readme.py`'
 
+def test_results_claims_are_generated_from_the_csvs():
+    "Every method-B number in the README and the tutorials' claims blocks equals what tools/results_claims.py computes."
+    r = subprocess.run([sys.executable, str(ROOT / 'tools' / 'results_claims.py'), '--check'], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    index = (ROOT / 'nbs' / 'index.ipynb').read_text()
+    assert 'claims:readme-method-b' in index and 'claims:digits-robustness' in (ROOT / 'nbs' / 'tutorials' / 'digits.ipynb').read_text()
+
+def test_results_claims_statuses():
+    "The words of tools/results_claims.py against hand-made paired results."
+    sys.path.insert(0, str(ROOT / 'tools'))
+    import results_claims as rc
+    up6 = dict(mean=0.02, sd=0.01, wins=6, n=6, p=2 / 64)
+    up5 = dict(mean=0.02, sd=0.01, wins=5, n=5, p=2 / 32)
+    mixed = dict(mean=0.001, sd=0.01, wins=3, n=5, p=0.8)
+    assert rc.status(up6, +1) == '**reproduces**'
+    assert rc.status(up6, -1).startswith('**does not reproduce**')
+    assert rc.status(up5, +1) == 'same direction in every seed, not significant at 5 seeds'
+    assert rc.status(up5, -1).startswith('**does not reproduce**: the other way in every seed')
+    assert rc.status(mixed, +1).startswith('a tie')
+    assert rc.summary([('a', 'x'), ('b', 'y'), ('c', 'x')]) == 'a, c: x; b: y'
+
 def test_constraints_pin_tested_set():
     txt = (ROOT / 'constraints.txt').read_text()
     for pin in ['torch==2.14.1', 'torchvision==0.29.1', 'nbdev==2.4.14', 'fastai>=2.8,<2.8.8', 'execnb<0.2']:
