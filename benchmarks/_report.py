@@ -66,9 +66,12 @@ def paired_words(t:dict, scale:float=100., fmt:str='+.1f', mark:bool=False) -> s
     """A `paired_test` result as table text, e.g. '+1.2 ± 0.8 (4/5, p = 0.19)'; the spread is left out for one seed.
     `mark=True` adds ', n.s.' when p >= `ALPHA` (explain it under the table with `ns_note`)."""
     if not t['n']: return ''
-    sd = '' if np.isnan(t['sd']) else f" ± {t['sd'] * scale:.1f}"
+    digits = fmt.split('.')[-1].rstrip('f') if '.' in fmt else '1'
+    sd = '' if np.isnan(t['sd']) else f" ± {t['sd'] * scale:.{digits}f}"
     ns = ', n.s.' if mark and not t['p'] < ALPHA else ''
-    return f"{t['mean'] * scale:{fmt}}{sd} ({t['wins']}/{t['n']}, p = {t['p']:.2g}{ns})"
+    m = t['mean'] * scale
+    if abs(m) < 1e-9: m = 0.0  # no '-0.0' from rounding noise
+    return f"{m:{fmt}}{sd} ({t['wins']}/{t['n']}, p = {t['p']:.2g}{ns})"
 
 def verdict(t:dict) -> str:
     "'significant at n seeds (p = ...)' or 'not significant at n seeds (p = ...)', for the sentences under a table."

@@ -27,7 +27,7 @@ import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import summarise, pm, machine_line, write_text_atomic, positive_int, setting_arg
+from _report import summarise, pm, machine_line, write_text_atomic, positive_int, setting_arg, paired_test, paired_words, ns_note
 
 from diffaug.core import Seeds
 from diffaug.corruptions import TENSOR_CORRUPTIONS, CORRUPTIONS
@@ -121,9 +121,8 @@ def _noise_section(df):
     w = s.pivot(index='t', columns='classifier', values='acc').reset_index()
     L = ['## 1. Accuracy on diffused test digits (same x_t for every classifier)', '', md_table(w), '']
     d = df.pivot_table(index=['seed', 't'], columns='classifier', values='acc').reset_index()
-    d['DA - noisy'] = d['DA'] - d['noisy']
-    s2 = summarise(d, ['t'], 'DA - noisy'); s2['DA - noisy (points)'] = pm(s2)
-    L += ['Paired difference DA - noisy:', '', md_table(s2[['t', 'DA - noisy (points)']]), '']
+    rows = [{'t': t, 'DA - noisy (points)': paired_words(paired_test(g['DA'], g['noisy']), mark=True)} for t, g in d.groupby('t')]
+    L += ['Paired difference DA - noisy:', '', md_table(pd.DataFrame(rows)), '', ns_note(d.seed.nunique()), '']
     return L + ['![accuracy vs t](acc_vs_t.png)', '']
 
 def _guidance_section(g, cfg, out):
@@ -134,9 +133,16 @@ def _guidance_section(g, cfg, out):
                         's/sample': ['-' if np.isnan(m) else f"{m:.4f}" for m in t['mean']]})
     tab['scale'] = ['-' if np.isnan(v) else f"{v:g}" for v in tab['scale']]
     figs = ['![guided samples](guided_samples.png)', '![gradient maps](gradient_maps.png)'] if (Path(out)/'guided_samples.png').exists() else []
+    pr = []
+    for sc, gs in g[g.classifier.isin(['DA', 'noisy'])].groupby('scale'):
+        a_, b_ = gs[gs.classifier == 'DA'].set_index('seed'), gs[gs.classifier == 'noisy'].set_index('seed')
+        common = a_.index.intersection(b_.index)
+        pr.append({'scale': f"{sc:g}", 'DA - noisy, class consistency (points)': paired_words(paired_test(a_.loc[common, 'consistency'], b_.loc[common, 'consistency']), mark=True),
+                   'DA - noisy, feature FID': paired_words(paired_test(a_.loc[common, 'fid'], b_.loc[common, 'fid']), scale=1., fmt='+.2f', mark=True)})
+    paired = ['Paired differences DA - noisy (lower FID is better):', '', md_table(pd.DataFrame(pr)), '', ns_note(g.seed.nunique()), ''] if pr else []
     return ['## 2. Classifier-guided DDIM samples', '',
             f"{cfg['n_per_class']} samples per class, DDIM-{cfg['ddim_steps']}; the judge is a clean classifier trained with "
-            "another seed; FID in its penultimate features against the test digits.", '', md_table(tab), ''] + figs + ['']
+            "another seed; FID in its penultimate features against the test digits.", '', md_table(tab), ''] + paired + figs + ['']
 
 def _robust_section(r, cfg):
     s = summarise(r[r.corruption == 'clean'], ['method'], 'acc')
@@ -160,8 +166,9 @@ def _robust_section(r, cfg):
     wk = pk.pivot(index='corruption', columns='method', values='acc').reset_index()
     L += ['Per corruption (mean over severities ' + ', '.join(map(str, cfg['severities'])) + '):', '', md_table(wk), '']
     base = mall[mall.method == 'plain'].set_index('seed').acc
-    diffs = mall[mall.method != 'plain'].assign(diff=lambda d: d.acc - d.seed.map(base))
-    sd = summarise(diffs, ['method'], 'diff'); sd['vs plain (points)'] = pm(sd)
+    sd = pd.DataFrame([{'method': m_, 'vs plain (points)': paired_words(paired_test(g_.set_index('seed').acc.loc[base.index.intersection(g_.seed)],
+                                                                               base.loc[base.index.intersection(g_.seed)]), mark=True)}
+                       for m_, g_ in mall[mall.method != 'plain'].groupby('method', sort=False)])
     mm = mall.groupby('method', sort=False).acc.mean() * 100
     cm = r[r.corruption == 'clean'].groupby('method', sort=False).acc.mean() * 100
     best = mm.idxmax()
@@ -169,14 +176,21 @@ def _robust_section(r, cfg):
              f"(clean {cm[best]:.1f}% vs {cm['plain']:.1f}%). "
              + (f"The ensemble alone, on the plain classifier, {'lowers' if mm.get('plain + DE', mm['plain']) < mm['plain'] else 'raises'} "
                 f"it to {mm['plain + DE']:.1f}%." if 'plain + DE' in mm else ''))
-    return L + ['Paired difference to plain, mean corrupted accuracy:', '', md_table(sd[['method', 'vs plain (points)']]), '', words, '']
+    return L + ['Paired difference to plain, mean corrupted accuracy:', '', md_table(sd[['method', 'vs plain (points)']]), '',
+                ns_note(mall.seed.nunique()), '', words, '']
 
 def _semisup_section(df):
     s = summarise(df, ['labels', 'classifier', 'tc', 't'], 'acc'); s['acc'] = pm(s)
     s['setting'] = s.classifier + s.tc.map({True: ' + L_tc', False: ''})
     w = s.pivot_table(index=['labels', 't'], columns='setting', values='acc', aggfunc='first').reset_index()
     w = w.iloc[np.lexsort((w['t'].to_numpy(), w['labels'].map(lambda v: float(str(v).rstrip('%'))).to_numpy()))]
-    return ['## 4. Semi-supervised: accuracy on diffused test digits', '', md_table(w), '']
+    pr = []
+    for (lab, t, cl), g in df.groupby(['labels', 't', 'classifier'], sort=False):
+        a_, b_ = g[g.tc].set_index('seed').acc, g[~g.tc].set_index('seed').acc
+        common = a_.index.intersection(b_.index)
+        if len(common): pr.append({'labels': lab, 't': t, 'classifier': cl, 'L_tc - no L_tc (points)': paired_words(paired_test(a_.loc[common], b_.loc[common]), mark=True)})
+    paired = ['Paired difference of the temporal-consistency loss:', '', md_table(pd.DataFrame(pr)), '', ns_note(df.seed.nunique()), ''] if pr else []
+    return ['## 4. Semi-supervised: accuracy on diffused test digits', '', md_table(w), ''] + paired
 
 def _cost_section(c):
     s = summarise(c, ['what'], 'seconds')

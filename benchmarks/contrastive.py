@@ -18,7 +18,9 @@ and the cost of one view-bank refresh by DDPM-1000 vs DDIM-10/50 (with how often
     python benchmarks/contrastive.py --quick                  # smoke test, a few minutes
     python benchmarks/contrastive.py                          # full: 5 seeds, all data sets
     python benchmarks/contrastive.py --datasets pbmc --rounds 2 --lam 0.5 --tag r2lam05
-Results go to benchmarks/results/contrastive-<tag>.csv (one row per data set, label, method, seed) and .md (tables).
+    python benchmarks/contrastive.py --report-only --tag full   # rewrite contrastive-full.md from its CSVs, no training
+Results go to benchmarks/results/contrastive-<tag>.csv (one row per data set, label, method, seed), -bank.csv (the
+view-bank refresh of seed 0's DiffAug) and .md (tables).
 """
 import argparse, os, platform, sys, time
 from pathlib import Path
@@ -32,7 +34,7 @@ from diffaug.core import append_dims, make_generator
 from diffaug.datasets import pbmc68k_reduced, digits_vectors, digits_images, load_table
 from diffaug.metrics import evaluate_embedding
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import write_text_atomic, positive_int
+from _report import write_text_atomic, positive_int, paired_test, paired_words, ns_note
 from diffaug.report import md_table
 
 METRICS = ['knn', 'linear', 'svc', 'kmeans', 'ari', 'nmi']
@@ -139,16 +141,16 @@ def summarise(df):
     return '\n'.join(lines)
 
 def paired(df, a='diffaug', b='soft_knnmix'):
-    lines = [f'| data | label | ' + ' | '.join(METRICS) + ' | seeds |', '|' + '---|' * (len(METRICS) + 3)]
+    "Table of the paired differences `a - b` (points) on the seeds both have (`_report.paired_test`), and its footnote."
+    lines, ns = [f'| data | label | ' + ' | '.join(METRICS) + ' | seeds |', '|' + '---|' * (len(METRICS) + 3)], []
     for (d, l), s in df.groupby(['dataset', 'label'], sort=False):
         A, B = s[s.method == a].set_index('seed'), s[s.method == b].set_index('seed')
         common = A.index.intersection(B.index)
         if not len(common): continue
-        cells = []
-        for k in METRICS:
-            diff = (A.loc[common, k] - B.loc[common, k]) * 100
-            cells.append(f"{diff.mean():+.1f} ± {diff.std(ddof=0):.1f} ({(diff > 0).sum()}/{len(diff)})")
+        cells = [paired_words(paired_test(A.loc[common, k], B.loc[common, k]), scale=100, mark=True) for k in METRICS]
         lines.append(f"| {d} | {l} | " + ' | '.join(cells) + f" | {len(common)} |")
+        ns.append(len(common))
+    if ns: lines += ['', ns_note(max(ns))]
     return '\n'.join(lines)
 
 def phase_table(df):
@@ -174,12 +176,14 @@ def main():
     p.add_argument('--tag', default=None, help='name of the result files (default quick or full)')
     p.add_argument('--out', default=str(Path(__file__).parent / 'results'), help='folder for the results')
     p.add_argument('--threads', type=positive_int, default=1, help='torch CPU threads')
+    p.add_argument('--report-only', action='store_true', help='rewrite the .md from the existing contrastive-<tag>.csv and -bank.csv (no training)')
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     seeds = list(range(args.seeds if args.seeds is not None else (2 if args.quick else 5)))
     datasets = args.datasets or (['pbmc', 'wine'] if args.quick else ['pbmc', 'digits', 'breast_cancer', 'wine'])
     tag = args.tag or ('quick' if args.quick else 'full')
     out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
+    if args.report_only: return report_only(out, tag, args)
     t_start, rows, models = time.time(), [], {}
     for d in datasets:
         r, m = run_dataset(d, seeds, args); rows += r; models.update(m)
@@ -192,25 +196,51 @@ def main():
         cost += [dict(dataset=d, **c) for c in bank_cost(m, x, n_items)]
     cost = pd.DataFrame(cost)
     if len(cost): cost.to_csv(out / f'contrastive-{tag}-bank.csv', index=False)
+    md = header(tag, seeds, datasets, args, time.time() - t_start) + sections(df, cost)
+    write_text_atomic(out / f'contrastive-{tag}.md', '\n'.join(md))
+    print('\n'.join(md))
+
+def header(tag, seeds, datasets, args, seconds=None, epochs=None) -> list:
+    "The report's lines above its tables: title, the digits_img note, machine, seeds, settings and (when known) wall time."
     dev = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared), torch threads {args.threads}"
     md = [f"# DiffAug contrastive benchmark ({tag})", '']
     if 'digits_img' in datasets:
-        e = '/'.join(map(str, schedule(1797, args.quick)))
+        e = epochs or '/'.join(map(str, schedule(1797, args.quick)))
         md += [f"Note: for `digits_img` (8x8 images) the baseline's views are the standard image views of "
                "`diffaug.augment.ImageViews` (random shift, flip, small noise), not kNN-mix; the methods keep the names "
                f"`*_knnmix` in the tables. Encoder: ResNet-18 trunk of width {args.image_width} (`--image-width`), "
                f"E1/M/E2 = {e} epochs.", '']
-    md += [
-          f"Machine: {dev}; torch {torch.__version__}. Seeds: {seeds}. Rounds {args.rounds}, lam {args.lam}, "
-          f"bank sampler DDIM-{args.ddim_steps}. Schedule: {'short (--quick)' if args.quick else 'library default (epochs=None)'}. "
-          f"Total wall time {time.time() - t_start:.0f}s.", '',
-          '## Embedding quality (% , mean ± std over seeds)', '', summarise(df), '',
+    md += [(f"Machine: {dev}; torch {torch.__version__}. Seeds: {seeds}. Rounds {args.rounds}, lam {args.lam}, "
+           f"bank sampler DDIM-{args.ddim_steps}. Schedule: {'short (--quick)' if args.quick else 'library default (epochs=None)'}. "
+           + ('' if seconds is None else f"Total wall time {seconds:.0f}s.")).rstrip(), '']
+    return md
+
+def sections(df, cost) -> list:
+    "The report's tables, from the results (one row per data set, label, method, seed) and the bank-cost rows."
+    md = ['## Embedding quality (% , mean ± std over seeds)', '', summarise(df), '',
           '## Paired differences diffaug - soft_knnmix at equal encoder steps (points; mean ± std; seeds where diffaug is higher)', '',
           paired(df), '',
           '## Paired differences diffaug - self_control (the same E1 and E2 schedule, generated views replaced by the item itself)', '',
           paired(df, b='self_control'), '', '## Wall time per phase (s, mean over seeds)', '', phase_table(df), '']
     if len(cost): md += ['## One view-bank refresh (the trained DiffAug generator of seed 0)', '', md_table(cost.round(4), floatfmt='.4g'), '']
-    write_text_atomic(out / f'contrastive-{tag}.md', '\n'.join(md))
+    return md
+
+def report_only(out, tag, args):
+    """Rewrite contrastive-<tag>.md from contrastive-<tag>.csv and -bank.csv. The CSVs do not hold the run's machine,
+    settings or wall time, so the lines above the first table are kept from the existing report; without one they are
+    built from the arguments, the seeds and data sets of the CSV and its E1/M/E2 epochs (no wall time)."""
+    df = pd.read_csv(out / f'contrastive-{tag}.csv')
+    bank = out / f'contrastive-{tag}-bank.csv'
+    cost = pd.read_csv(bank) if bank.exists() else pd.DataFrame()
+    path = out / f'contrastive-{tag}.md'
+    old = path.read_text(encoding='utf-8').split('\n') if path.exists() else []
+    start = next((i for i, l in enumerate(old) if l.startswith('## ')), None)
+    if start is not None: head = old[:start]
+    else:
+        ep = df.loc[df.method == 'diffaug', 't_epochs'].dropna() if 't_epochs' in df else pd.Series([], dtype=object)
+        head = header(tag, sorted(df.seed.unique().tolist()), list(df.dataset.unique()), args, epochs=ep.iloc[0] if len(ep) else None)
+    md = head + sections(df, cost)
+    write_text_atomic(path, '\n'.join(md))
     print('\n'.join(md))
 
 if __name__ == '__main__': main()

@@ -11,6 +11,7 @@ A check at the start asserts that diffaug(lam) after one round equals `DiffAug(l
     python benchmarks/contrastive_sweep.py --datasets pbmc --lams 0.1 0.184 0.3 0.5 0.8 --rounds 1 --tag lam
     python benchmarks/contrastive_sweep.py --datasets pbmc --lams 0.184 0.5 --rounds 3 --seeds 3 --tag rounds
     python benchmarks/contrastive_sweep.py --report results/a.csv results/b.csv --tag lam   # merge split runs
+    python benchmarks/contrastive_sweep.py --report results/contrastive-sweep-lam-{a,b}.csv --tag lam --no-figure   # .md only
 Results go to benchmarks/results/contrastive-sweep-<tag>.csv and .md.
 """
 import argparse, copy, os, platform, sys, time
@@ -20,7 +21,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from contrastive import load, schedule, SelfViews, METRICS  # the benchmark's data and helpers
-from _report import write_text_atomic, positive_int
+from _report import write_text_atomic, positive_int, paired_test, paired_words, ns_note
 from diffaug.report import md_table, savefig
 from diffaug.contrastive import DiffAug
 from diffaug.learner import run_phases
@@ -68,28 +69,35 @@ def sweep_seed(x, labels, seed, args, check=False):
         print(f"[seed {seed}] {arm} lam={lam}: {spent:.1f}s", flush=True)
     return rows
 
-def paired_frame(df, metrics):
-    "Long table of paired differences (points) of diffaug against `restart` and `self(lam)` per seed."
+def paired_arms(df, metrics):
+    "`(lam, control, diffaug scores, control scores)` of every lambda and control, rows aligned on data set, label, round and seed."
     key = ['dataset', 'label', 'round', 'seed']
     rest = df[df.arm == 'restart'].set_index(key)
-    out = []
     for lam, s in df[df.arm == 'diffaug'].groupby('lam'):
         s = s.set_index(key)
         ctl = df[(df.arm == 'self') & (df.lam == lam)].set_index(key)
         for name, other in (('restart', rest), ('self', ctl)):
-            d = 100 * (s[metrics] - other.loc[s.index, metrics])
-            out.append(d.reset_index().assign(lam=lam, control=name))
-    return pd.concat(out, ignore_index=True)
+            yield lam, name, s[metrics], other.loc[s.index, metrics]
+
+def paired_frame(df, metrics):
+    "Long table of paired differences (points) of diffaug against `restart` and `self(lam)` per seed."
+    return pd.concat([(100 * (a - b)).reset_index().assign(lam=lam, control=name) for lam, name, a, b in paired_arms(df, metrics)],
+                     ignore_index=True)
 
 def paired_table(df, metrics):
-    "Markdown table of `paired_frame`: mean ± std over seeds and seeds where diffaug is higher, per lambda and round."
-    pf = paired_frame(df, metrics)
+    """Markdown table of the paired differences diffaug - control per lambda and round (`_report.paired_test` on the
+    seeds both arms have; points), and its footnote."""
+    pf = pd.concat([pd.concat([a, b.add_suffix(' ctl')], axis=1).reset_index().assign(lam=lam, control=name)
+                    for lam, name, a, b in paired_arms(df, metrics)], ignore_index=True)
     lines = ['| data | label | lam | round | ' + ' | '.join(f'{m} vs restart' for m in metrics) + ' | '
              + ' | '.join(f'{m} vs self' for m in metrics) + ' | seeds |', '|' + '---|' * (2 * len(metrics) + 5)]
+    ns = []
     for (ds, lab, lam, r), s in pf.groupby(['dataset', 'label', 'lam', 'round'], sort=True):
-        cells = [f"{d.mean():+.1f} ± {d.std(ddof=0):.1f} ({(d > 0).sum()}/{len(d)})"
-                 for ctl in ('restart', 'self') for d in (s.loc[s.control == ctl, m] for m in metrics)]
-        lines.append(f"| {ds} | {lab} | {lam:g} | {r + 1} | " + ' | '.join(cells) + f" | {(s.control == 'restart').sum()} |")
+        cells = [paired_words(paired_test(c[m], c[f'{m} ctl']), scale=100, mark=True)
+                 for c in (s[s.control == ctl] for ctl in ('restart', 'self')) for m in metrics]
+        ns.append(int((s.control == 'restart').sum()))
+        lines.append(f"| {ds} | {lab} | {lam:g} | {r + 1} | " + ' | '.join(cells) + f" | {ns[-1]} |")
+    if ns: lines += ['', ns_note(max(ns))]
     return '\n'.join(lines)
 
 def plot_sweep(df, metrics, path):
@@ -132,6 +140,7 @@ def main():
     p.add_argument('--threads', type=positive_int, default=1, help='torch CPU threads')
     p.add_argument('--report', nargs='+', default=None, metavar='CSV',
                    help='only write the report of these result files together (e.g. seeds run in two processes)')
+    p.add_argument('--no-figure', action='store_true', help='write the .md only, leave the .png as it is')
     args = p.parse_args()
     out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
     if args.report:
@@ -164,7 +173,7 @@ def write_report(df, args, out, seconds):
           '## Paired differences of diffaug (points; mean ± std over seeds; seeds where diffaug is higher)', '',
           paired_table(df, metrics), '', '## Scores (%, mean and std over seeds)', '', md_table(mean, floatfmt='.4g', index=True), '',
           '## Seconds per arm up to each round (mean over seeds; diffaug includes M and the bank)', '', md_table(secs.to_frame(), floatfmt='.4g', index=True), '']
-    plot_sweep(df, metrics, out / f'contrastive-sweep-{args.tag}.png')
+    if not args.no_figure: plot_sweep(df, metrics, out / f'contrastive-sweep-{args.tag}.png')
     md += [f'![paired gains](contrastive-sweep-{args.tag}.png)', '']
     write_text_atomic(out / f'contrastive-sweep-{args.tag}.md', '\n'.join(md))
     print('\n'.join(md))

@@ -16,6 +16,7 @@ difference of diffaug against every other row.
 
     python benchmarks/heldout.py --datasets wine breast_cancer --v0 '{"bs": "v0"}' --tag tables   # results/heldout-tables.*
     python benchmarks/heldout.py --datasets atlas --v0 '{"bs": "v0"}' --tag atlas                 # results/heldout-atlas.*
+    python benchmarks/heldout.py --v0 '{"bs": "v0"}' --tag atlas --report-only   # rewrite the .md from the CSV (same --v0, --scvi-epochs)
 """
 from __future__ import annotations
 import argparse, json, sys, time
@@ -23,7 +24,7 @@ from pathlib import Path
 import numpy as np, pandas as pd, torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import write_text_atomic, machine_line, positive_int
+from _report import write_text_atomic, machine_line, positive_int, paired_test, paired_words, ns_note
 from diffaug.report import md_table
 from contrastive import load, zscore, pca
 from levers import score, SCORES, SMOKE
@@ -67,10 +68,13 @@ def main():
     p.add_argument('--scvi-epochs', type=positive_int, default=100, help='scVI training epochs (its own rule would give 400 at 3,000 cells)')
     p.add_argument('--no-scvi', action='store_true')
     p.add_argument('--tag', default='heldout')
+    p.add_argument('--report-only', action='store_true', help='rewrite the .md from the existing CSV (no fitting); give the run\'s --v0 and --scvi-epochs again')
     a = p.parse_args()
     torch.set_num_threads(1)
     v0 = json.loads(a.v0)
     out = Path(__file__).parent / 'results' / f'heldout-{a.tag}'
+    if a.report_only:
+        write_text_atomic(out.with_suffix('.md'), report(pd.read_csv(out.with_suffix('.csv')), a)); return
     rows = []
     for ds in a.datasets:
         if ds == 'atlas': x, counts, y = load_atlas()
@@ -101,10 +105,11 @@ def report(df, a) -> str:
         diff = []
         for m, s in g:
             if m == 'diffaug': continue
-            dd = da - s.set_index('seed')[SCORES].loc[da.index]
-            wins = int((dd.mean() > 0).sum())
-            diff.append(dict(vs=m, **{k: f"{dd[k].mean():+.1f} ± {dd[k].std(ddof=1):.1f}" for k in SCORES}, diffaug_ahead=f"{wins}/{len(SCORES)}"))
-        lines += [f"Paired differences, diffaug minus each row (mean ± std over seeds; positive: diffaug ahead):", '', md_table(pd.DataFrame(diff)), '']
+            o = s.set_index('seed')[SCORES].loc[da.index]  # the row on diffaug's seeds, in its order
+            wins = int(((da - o).mean() > 0).sum())
+            diff.append(dict(vs=m, **{k: paired_words(paired_test(da[k], o[k]), scale=1, mark=True) for k in SCORES}, diffaug_ahead=f"{wins}/{len(SCORES)}"))
+        lines += [f"Paired differences, diffaug minus each row (mean ± std over seeds; positive: diffaug ahead):", '', md_table(pd.DataFrame(diff)), '',
+                  ns_note(len(da)), '']
         best = {k: g[k].mean().idxmax() for k in SCORES}
         lines += ["Best row per score: " + ', '.join(f"{k} {v}" for k, v in best.items()) + '.', '']
     return '\n'.join(lines) + '\n'

@@ -19,6 +19,10 @@ Fitting and scoring can be split, e.g. fitting on a machine with many cores and 
 
     python benchmarks/levers.py --augment diffaug --fit-only --emb /tmp/emb --jobs 16   # one .npz per fit, resumable
     python benchmarks/levers.py --augment diffaug --emb /tmp/emb --tag screen           # scores what is there
+
+The report alone can be rewritten from the CSV (the --note of the run must be given again; --no-figure keeps the .png):
+
+    python benchmarks/levers.py --augment diffaug --tag confirm --report-only --no-figure --note '...'
 """
 from __future__ import annotations
 import argparse, os, sys, time
@@ -27,7 +31,7 @@ import numpy as np, pandas as pd, torch
 
 from diffaug.contrastive import DiffAug, auto_epochs, group_settings, DEFAULT_BS
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import write_text_atomic, machine_line
+from _report import write_text_atomic, machine_line, paired_test, paired_words, ns_note
 from diffaug.report import md_table
 from contrastive import load, zscore, pca
 
@@ -109,6 +113,7 @@ def main():
     p.add_argument('--jobs', type=int, default=1, help='fits in parallel (one torch thread each)')
     p.add_argument('--device', default='cpu')
     p.add_argument('--report-only', action='store_true', help='rewrite the .md and .png from the existing CSV')
+    p.add_argument('--no-figure', action='store_true', help='with --report-only: rewrite the .md only, leave the .png as it is')
     p.add_argument('--note', default='', help='a sentence on where and how the fits ran, printed in the report')
     a = p.parse_args()
     if a.fit_only and not a.emb: p.error('--fit-only needs --emb')
@@ -130,7 +135,9 @@ def main():
     out = Path(__file__).parent / 'results' / f'levers-{a.tag}'
     rows = []
     if a.report_only:
-        df = pd.read_csv(out.with_suffix('.csv')); write_text_atomic(out.with_suffix('.md'), report(df, a)); plot(df, out.with_suffix('.png')); return
+        df = pd.read_csv(out.with_suffix('.csv')); write_text_atomic(out.with_suffix('.md'), report(df, a))
+        if not a.no_figure: plot(df, out.with_suffix('.png'))
+        return
     for ds in a.datasets:
         x, y = data(ds)
         for seed in a.seeds:
@@ -184,14 +191,15 @@ def report(df, a) -> str:
         if 'base' in set(d.variant):
             b = d[d.variant == 'base'].set_index('seed')[SCORES]
             pc = d[d.variant == 'pca'].set_index('seed')[SCORES]
-            diff = []
+            diff, ns = [], []
             for v, g in d[d.kind != 'baseline'].groupby('variant', sort=False):
                 g = g.set_index('seed')[SCORES]
-                db, dp = (g - b.loc[g.index]), (g - pc.loc[g.index])
-                diff.append(dict(variant=v, **{f'{k} vs base': f"{db[k].mean():+.1f} ± {db[k].std(ddof=1) if len(db) > 1 else 0:.1f}" for k in SCORES},
+                bg, dp = b.loc[g.index], (g - pc.loc[g.index])  # base on the variant's seeds, in its order
+                diff.append(dict(variant=v, **{f'{k} vs base': paired_words(paired_test(g[k], bg[k]), scale=1, mark=True) for k in SCORES},
                                  beats_pca=f"{int((dp.mean() > 0).sum())}/{len(SCORES)}"))
+                ns.append(len(g))
             lines += [f"## {ds}: paired differences against base (mean ± std over seeds); beats_pca counts scores where the variant's mean is above PCA's", '',
-                      md_table(pd.DataFrame(diff)), '']
+                      md_table(pd.DataFrame(diff)), '', ns_note(max(ns)), '']
     return '\n'.join(lines) + '\n'
 
 if __name__ == '__main__': main()

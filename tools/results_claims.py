@@ -401,7 +401,100 @@ def cifar10_gpu_cost(res=None) -> str:
         f"by arithmetic, so bf16 shrinks the floor and not the step ({fl[0]:.2f}x its floor against {fl[1]:.2f}x in float32). One "
         "run per precision on one GPU: the differences carry no error bars."])
 
-BLOCKS = {'readme-method-b': readme_method_b, 'readme-method-b-summary': readme_method_b_summary, 'digits-corruptions': digits_corruptions, 'digits-gradients': digits_gradient_sentence,
+# ------------------------------------------------------------------------------------------------ method A
+
+def _ab(df, key, a, b, cols, where=None):
+    "Paired tests `a - b` for each column of `cols`, rows picked by `df[key] == a / b` (and the mask `where`), per seed."
+    d = df if where is None else df[where]
+    A, B = d[d[key] == a].groupby('seed')[cols].mean(), d[d[key] == b].groupby('seed')[cols].mean()
+    return {c: _pair(A[c], B[c]) for c in cols}
+
+def _who(t, a, b, what='') -> str:
+    "Who wins a paired comparison, in words."
+    if t['p'] < ALPHA: return f"**{a if t['mean'] > 0 else b} wins**{what} ({verdict(t)})"
+    if t['wins'] in (0, t['n']) and t['mean'] != 0: return f"{a if t['mean'] > 0 else b} ahead in every seed{what}, {verdict(t)}"
+    return f"a tie{what} ({verdict(t)})"
+
+def method_a_rows(res=None) -> list:
+    rows = []
+    lv = _csv('levers-confirm.csv', res)
+    classic = ['knn', 'linear', 'svc', 'kmeans', 'ari', 'nmi']
+    t = _ab(lv, 'variant', 'bs128', 'pca', classic + ['bio'], lv.dataset == 'pbmc')
+    behind = sum(t[c]['mean'] < 0 for c in classic)
+    rows.append(('DiffAug (default) - PCA-50 (linear probe / scib bio / 5-NN / K-means / ARI, points)', f"pbmc68k bulk_labels, {t['knn']['n']} seeds",
+                 ' / '.join(_d(t[c], 1.) for c in ('linear', 'bio', 'knn', 'kmeans', 'ari')),
+                 f"**PCA is ahead on {behind} of the 6 classic scores**; K-means: {_who(t['kmeans'], 'DiffAug', 'PCA')}"))
+    t = _ab(lv, 'variant', 'bs128', 'pca', ['kmeans', 'ari', 'bio'], lv.dataset == 'digits')
+    rows.append(('DiffAug (default) - PCA-50 (K-means / ARI / scib bio, points)', f"digits as 64-d vectors, {t['ari']['n']} seeds",
+                 ' / '.join(_d(t[c], 1.) for c in ('kmeans', 'ari', 'bio')), 'ARI: ' + _who(t['ari'], 'DiffAug', 'PCA')))
+    t = _ab(lv, 'variant', 'bs128', 'base', ['kmeans', 'ari', 'seconds'], lv.dataset == 'pbmc')
+    sec = lv[lv.dataset == 'pbmc'].groupby('variant').seconds.mean()
+    rows.append(('encoder batch 128 (the default) - batch 350 (K-means / ARI, points)', f"pbmc68k bulk_labels, {t['ari']['n']} seeds",
+                 f"{_d(t['kmeans'], 1.)} / {_d(t['ari'], 1.)}; {sec['bs128']:.0f} s vs {sec['base']:.0f} s per fit",
+                 'K-means: ' + _who(t['kmeans'], 'batch 128', 'batch 350')))
+    ho = pd.concat([_csv('heldout-tables.csv', res), _csv('heldout-atlas.csv', res)])
+    parts, items = [], []
+    for ds in ('wine', 'breast_cancer', 'atlas'):
+        t = _ab(ho, 'method', 'diffaug', 'pca', ['ari', 'bio'], ho.dataset == ds)
+        parts.append(f"{ds}: {_d(t['ari'], 1.)} / {_d(t['bio'], 1.)}")
+        items.append(f"{ds} ARI {_who(t['ari'], 'DiffAug', 'PCA')}, bio {_who(t['bio'], 'DiffAug', 'PCA')}")
+    ts = _ab(ho, 'method', 'scvi', 'pca', ['ari'], ho.dataset == 'atlas')['ari']
+    rows.append(('held out, DiffAug - PCA-50 (ARI / scib bio, points)', f"wine; breast_cancer; synthetic atlas; {ts['n']} seeds each",
+                 '; '.join(parts) + f"; scVI - PCA on the atlas, ARI {_d(ts, 1.)}", '; '.join(items)))
+    cf = _csv('contrastive-full.csv', res)
+    t = _ab(cf, 'method', 'diffaug', 'soft_knnmix', ['knn', 'kmeans'], (cf.dataset == 'pbmc') & (cf.label == 'bulk_labels'))
+    rows.append(('DiffAug - kNN-mix, equal encoder steps (5-NN / K-means, points; encoder batch min(500, N/2))', f"pbmc68k bulk_labels, {t['knn']['n']} seeds",
+                 f"{_d(t['knn'])} / {_d(t['kmeans'])}", 'K-means: ' + _who(t['kmeans'], 'DiffAug', 'kNN-mix')))
+    sw = pd.concat([_csv('contrastive-sweep-lam-a.csv', res), _csv('contrastive-sweep-lam-b.csv', res)])
+    lou = sw[(sw.label == 'louvain') & ((sw.lam.round(3) == 0.184) | sw.arm.isin(['restart', 'E1']))]  # the controls share E1
+    t = _ab(lou, 'arm', 'diffaug', 'restart', ['kmeans', 'ari'])
+    e1 = _ab(lou, 'arm', 'diffaug', 'E1', ['kmeans'])
+    rows.append(('DiffAug - the same phases with kNN-mix views only (the restart control), lambda 0.184 (K-means / ARI, points)', f"pbmc68k louvain, {t['ari']['n']} seeds",
+                 f"{_d(t['kmeans'])} / {_d(t['ari'])}; DiffAug - E1 alone, K-means {_d(e1['kmeans'])}",
+                 'against the control: ' + _who(t['kmeans'], 'DiffAug', 'the control') + '; against E1 alone: ' + _who(e1['kmeans'], 'DiffAug', 'E1')))
+    bk = _csv('contrastive-full-bank.csv', res).set_index(['dataset', 'sampler']).seconds
+    rows.append(('one bank refresh of generated views, 700 cells', 'pbmc68k, one run',
+                 f"DDIM-10 {bk['pbmc', 'DDIM-10']:.2f} s, DDIM-50 {bk['pbmc', 'DDIM-50']:.2f} s, DDPM-1000 {bk['pbmc', 'DDPM-1000']:.1f} s", '-'))
+    names = dict(harmony='Harmony', scvi='scVI', scanorama='Scanorama', pca='PCA')
+    for tag, label in (('b3-s1.0', '3 simulated batches'), ('b6-s1.0', '6 batches'), ('b3-s2.0', '3 batches at twice the strength')):
+        ig = _csv(f'integration-{tag}.csv', res)
+        tot = ig.groupby('method').total.mean() * 100
+        best = tot.drop(['pca_nobatch', 'diffaug_refmap'], errors='ignore').idxmax()
+        tb = _ab(ig, 'method', 'diffaug_batch', 'pca', ['batch_correction'])['batch_correction']
+        tbio = _ab(ig, 'method', 'diffaug_batch', 'pca_nobatch', ['bio_conservation'])['bio_conservation']
+        th = _ab(ig, 'method', 'diffaug_batch', best, ['total'])['total'] if best != 'diffaug_batch' else None
+        rows.append((f"batch integration, scib total: DiffAug with `batch_key` vs Harmony / scVI / Scanorama / PCA", f"pbmc68k cells in {label}, {tb['n']} seeds",
+                     f"{tot['diffaug_batch']:.1f} vs " + ' / '.join(f"{tot[k]:.1f}" for k in names) + f"; batch correction - PCA {_d(tb)}; "
+                     f"bio conservation - PCA on the same cells without batch effects {_d(tbio)}",
+                     f"**{names.get(best, best)} wins**" + (f"; DiffAug - {names.get(best, best)}: {_d(th)}" if th is not None else '')))
+    parts, items = [], []
+    for tag, label in (('b3-s2.0', 'strength 2.0'), ('b6-s1.0', '6 batches'), ('b3-s0.5', 'strength 0.5')):
+        ig = _csv(f'integration-{tag}.csv', res)
+        t = _ab(ig, 'method', 'diffaug_offset', 'diffaug_batch', ['total'])['total']
+        parts.append(f"{label}: {_d(t)}"); items.append((label, _who(t, 'offset views', 'sampled views')))
+    rows.append(('offset views - sampled views, scib total (`gen=dict(cross=\'offset\')`, lambda 0.5; held out)', 'pbmc68k cells, 3 batches, 5 seeds each',
+                 '; '.join(parts), '; '.join(f"{a}: {b}" for a, b in items)))
+    ss = _csv('ssl-digits8.csv', res)
+    ss = ss[(ss.data == 'digits') & (ss['size'] == 8)]
+    mm = ss.groupby('method')[['linear', 'knn', 'kmeans']].mean() * 100
+    t = _ab(ss, 'method', 'simclr', 'raw', ['kmeans'])['kmeans']
+    rows.append(('SimCLR / MoCo v2 (standard views) vs raw pixels (linear probe / 5-NN / K-means accuracy, %)', f"digits as 8x8 images, {t['n']} seeds",
+                 ' and '.join(f"{k} " + ' / '.join(f"{mm.loc[m, c]:.1f}" for c in mm.columns) for k, m in (('SimCLR', 'simclr'), ('MoCo v2', 'moco'), ('raw', 'raw'))),
+                 f"SimCLR - raw K-means {_d(t)}: " + _who(t, 'SimCLR', 'raw pixels')))
+    parts, items = [], []
+    for a_, b_, lab in (('simclr_diff', 'simclr', 'SimCLR'), ('moco_diff', 'moco', 'MoCo v2')):
+        t = _ab(ss, 'method', a_, b_, ['linear', 'kmeans'])
+        parts.append(f"{lab} + Diff - {lab}: {_d(t['linear'])} / {_d(t['kmeans'])}")
+        items += [(f"{lab} linear", status(t['linear'], +1)), (f"{lab} K-means", status(t['kmeans'], +1))]
+    rows.append(('adding generated views: SimCLR + Diff - SimCLR; MoCo v2 + Diff - MoCo v2 (linear probe / K-means, points)', f"digits as 8x8 images, {t['linear']['n']} seeds",
+                 '; '.join(parts), "the paper's +1.6 to +4.5: " + summary(items)))
+    return rows
+
+def readme_method_a(res=None) -> str:
+    head = ['| measure | data | result (paired: mean ± sd of the differences, seeds higher / seeds, exact p) | which wins |', '|---|---|---|---|']
+    return '\n'.join(head + [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in method_a_rows(res)])
+
+BLOCKS = {'readme-method-a': readme_method_a, 'readme-method-b': readme_method_b, 'readme-method-b-summary': readme_method_b_summary, 'digits-corruptions': digits_corruptions, 'digits-gradients': digits_gradient_sentence,
           'digits-robustness': digits_robustness, 'cifar10-gpu-cost': cifar10_gpu_cost}
 
 # ------------------------------------------------------------------------------------------------ files
