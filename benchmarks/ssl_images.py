@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np, pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import write_text_atomic, machine_line, paired_test, paired_words, positive_int
+from _report import write_text_atomic, machine_line, paired_test, paired_words, positive_int, ns_note, ALPHA
 
 RESULTS = Path(__file__).resolve().parent / 'results'
 TRAINED = ('simclr', 'simclr_diff', 'moco', 'moco_diff', 'diffaug_soft')
@@ -194,16 +194,15 @@ def report(a, csv:Path, md:Path):
         if not common: continue
         r = {'pair': f"{NICE[a]} - {NICE[b]}"}
         for k in METRICS:
-            t = paired_test(pa.loc[common, k], pb.loc[common, k]); r[k] = paired_words(t)
+            t = paired_test(pa.loc[common, k], pb.loc[common, k]); r[k] = paired_words(t, mark=True)
             if k in ('linear', 'knn', 'kmeans') and a.endswith('_diff'):
-                sig = t['p'] <= 0.05
+                sig = t['p'] < ALPHA
                 words.append(f"{NICE[a]} against {NICE[b]}, {k}: {t['mean'] * 100:+.1f} points ({t['wins']}/{t['n']} seeds higher; "
                              + ("significant at 5 %" if sig else f"not significant at {t['n']} seeds, p = {t['p']:.2g}") + ").")
         ptab.append(r)
     if ptab:
         lines += ['## Paired differences (points; mean ± sd over seeds, seeds where the first is higher, exact sign-flip p)', '',
-                  "With 5 seeds the smallest two-sided p an exact paired test can give is 0.0625, so no 5-seed difference is "
-                  "significant at 5 %; the sign count says how consistent it is.", '', md_table(pd.DataFrame(ptab)), '']
+                  md_table(pd.DataFrame(ptab)), '', ns_note(d['seed'].nunique()) + ' The sign count says how consistent a difference is.', '']
         lines += ['\n'.join(f"- {w}" for w in words), '']
         paper, km = [], []
         for a, b in (('simclr_diff', 'simclr'), ('moco_diff', 'moco')):
