@@ -415,6 +415,12 @@ def _who(t, a, b, what='') -> str:
     if t['wins'] in (0, t['n']) and t['mean'] != 0: return f"{a if t['mean'] > 0 else b} ahead in every seed{what}, {verdict(t)}"
     return f"a tie{what} ({verdict(t)})"
 
+def _lead(t, a, b) -> str:
+    "Who leads, without the significance words: 'DiffAug ahead in every seed', 'a tie'."
+    if t['wins'] in (0, t['n']) and t['mean'] != 0: return f"{a if t['mean'] > 0 else b} ahead in every seed" + (' (significant)' if t['p'] < ALPHA else '')
+    if t['p'] < ALPHA: return f"{a if t['mean'] > 0 else b} ahead (significant)"
+    return 'a tie'
+
 def method_a_rows(res=None) -> list:
     rows = []
     lv = _csv('levers-confirm.csv', res)
@@ -433,11 +439,13 @@ def method_a_rows(res=None) -> list:
                  f"{_d(t['kmeans'], 1.)} / {_d(t['ari'], 1.)}; {sec['bs128']:.0f} s vs {sec['base']:.0f} s per fit",
                  'K-means: ' + _who(t['kmeans'], 'batch 128', 'batch 350')))
     ho = pd.concat([_csv('heldout-tables.csv', res), _csv('heldout-atlas.csv', res)])
-    parts, items = [], []
+    parts, ari, bio, ps = [], [], [], []
     for ds in ('wine', 'breast_cancer', 'atlas'):
         t = _ab(ho, 'method', 'diffaug', 'pca', ['ari', 'bio'], ho.dataset == ds)
         parts.append(f"{ds}: {_d(t['ari'], 1.)} / {_d(t['bio'], 1.)}")
-        items.append(f"{ds} ARI {_who(t['ari'], 'DiffAug', 'PCA')}, bio {_who(t['bio'], 'DiffAug', 'PCA')}")
+        ari.append((ds, _lead(t['ari'], 'DiffAug', 'PCA'))); bio.append((ds, _lead(t['bio'], 'DiffAug', 'PCA'))); ps += [t['ari']['p'], t['bio']['p']]
+    items = [f"ARI: {summary(ari)}", f"bio: {summary(bio)}",
+             'none significant at 5 seeds' if min(ps) >= ALPHA else 'p < 0.05 where marked']
     ts = _ab(ho, 'method', 'scvi', 'pca', ['ari'], ho.dataset == 'atlas')['ari']
     rows.append(('held out, DiffAug - PCA-50 (ARI / scib bio, points)', f"wine; breast_cancer; synthetic atlas; {ts['n']} seeds each",
                  '; '.join(parts) + f"; scVI - PCA on the atlas, ARI {_d(ts, 1.)}", '; '.join(items)))
