@@ -47,6 +47,8 @@ def test_results_claims_statuses():
     assert rc.status(up5, -1).startswith('**does not reproduce**: the other way in every seed')
     assert rc.status(mixed, +1).startswith('a tie')
     assert rc.summary([('a', 'x'), ('b', 'y'), ('c', 'x')]) == 'a, c: x; b: y'
+    # Holm: sorted p 0.01 < 0.05/3, 0.02 < 0.05/2, 0.04 < 0.05/1 -> 3; with 0.03 first at 0.05/3 = 0.0167 -> 0
+    assert rc.holm([0.04, 0.01, 0.02]) == 3 and rc.holm([0.03, 0.04, 0.05]) == 0 and rc.holm([0.001, 0.04, 0.03]) == 1
 
 def test_constraints_pin_tested_set():
     txt = (ROOT / 'constraints.txt').read_text()
