@@ -49,6 +49,12 @@ def test_check_title_backticks(tmp_path):
     assert any('backticks' in p for p in _problems(tmp_path, "<h1>x</h1><p class='description'>fit, `transform`</p>"))
     assert not _problems(tmp_path, f"<h1>x</h1><p class='description'>{build_docs._inline('fit, `transform`')}</p>")
 
+def test_check_latex_left_in_maths(tmp_path):
+    bad = build_docs._mathml(r'$g(x) = \arg\max_c P(c)$')
+    assert any('LaTeX command left raw' in p for p in _problems(tmp_path, f'<p>{bad}</p>'))
+    good = build_docs._mathml(r'$g(x) = \operatorname*{argmax}_c P(c)$')
+    assert not _problems(tmp_path, f'<p>{good}</p>')
+
 def test_check_raw_markdown_links(tmp_path):
     sig = '<pre><span class="c1"># a [`Denoiser`](denoiser.html#denoiser), or [x](https://example.org/x)</span></pre>'
     assert any('raw markdown link' in p for p in _problems(tmp_path, sig))

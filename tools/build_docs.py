@@ -167,6 +167,11 @@ def _raw_math(page_html:str) -> list:
     text = _visible(page_html, ('code', 'pre', 'script', 'style', 'math'))
     return [m.group(0)[:60] for m in _MATH.finditer(text)]
 
+def _latex_in_math(page_html:str) -> list:
+    "LaTeX commands the MathML converter did not know and left as text inside <math> (e.g. `\\arg`): they show raw on the page."
+    return [m[:60] for math in re.findall(r'(?is)<math\b.*?</math>', page_html)
+            for m in re.findall(r'\\[A-Za-z]+', html.unescape(re.sub(r'<[^>]+>', ' ', math)))]
+
 def _title_backticks(page_html:str) -> list:
     "Page title, h1 and subtitle (`p.description`) whose rendered text still shows markdown backticks."
     pats = [r'<title>(.*?)</title>', r'<h1\b[^>]*>(.*?)</h1>', r'<p class=.description.>(.*?)</p>']
@@ -332,6 +337,7 @@ def check(out: Path, pages: dict, secs, placeholders=_PLACEHOLDERS) -> list:
     for f, page in texts.items():
         rel = f.relative_to(out)
         for what, found in [('raw maths not rendered', _raw_math(page)),
+                            ('LaTeX command left raw inside the maths (write it another way, e.g. \\operatorname*{argmax})', _latex_in_math(page)),
                             ('title or subtitle shows literal backticks', _title_backticks(page)),
                             ('raw markdown link left as text', _raw_md_links(page)),
                             ('placeholder URL (settings.ini doc_host/git_url: no such site)', _placeholders(page, placeholders)),
