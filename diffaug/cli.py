@@ -29,7 +29,9 @@ def add_api_options(p:argparse.ArgumentParser, # parser to extend
     for name, prm in inspect.signature(f).parameters.items():
         if name in skip or name == 'self' or prm.kind in (prm.VAR_POSITIONAL, prm.VAR_KEYWORD, prm.POSITIONAL_ONLY): continue
         if any(a.dest == name for a in p._actions): continue
-        default = '' if prm.default is inspect.Parameter.empty else f' (default: {prm.default!r})'
+        doc = docs.get(name) or ''
+        said = re.match(r'\s*None\b', doc) or 'default' in doc  # the docment already says what the default does
+        default = '' if prm.default is inspect.Parameter.empty or said else f' (default: {prm.default!r})'
         flags = ['--' + name.replace('_', '-')] + (['--seed'] if name == 'random_state' else [])  # the name every CLI user tries first
         if prm.default is False:  # a switch: `--resume`, not `--resume True`
             p.add_argument(*flags, dest=name, action='store_true', default=argparse.SUPPRESS, help=(docs.get(name) or '').replace('%', '%%'))

@@ -314,7 +314,7 @@ class DiffAug:
     def __init__(self, *,
                  augment:str='diffaug', # 'diffaug' (E-M-E) or 'knnmix' (ordinary views only, the baseline)
                  n_latent:int=50, # size of the embedding z
-                 epochs:int|tuple|None=None, # None: by data size; N: at most N epochs in every phase (N per E phase); or `(E1, M, E2)`
+                 epochs:int|tuple|None=None, # None: by data size; N: at most N epochs in every phase (N per E phase); or `(E1, M, E2)`, e.g. `(2, 20, 2)` (`2,20,2` on the command line)
                  rounds:int=1, # number of M -> E2 rounds
                  encoder:EncoderSettings|dict|None=None, # the encoder's training: `bs`, `lr`, `wd`, `keep_opt`, `net` (see `EncoderSettings`)
                  views:ViewSettings|dict|None=None, # the views: `k`, `n_pcs`, `lam`, `scaler` (see `ViewSettings`)
