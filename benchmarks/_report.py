@@ -16,6 +16,8 @@ A script in this folder imports them after putting its own folder on the path, s
   paired_test(a, b)             paired differences a - b over seeds: mean, sd, sign count, exact sign-flip p
   paired_words(...)             that result as table text: '+1.2 ± 0.8 (4/5, p = 0.19)'; mark=True adds ', n.s.'
   verdict(t)                    'significant at 6 seeds (p = 0.031)' or 'not significant at 5 seeds (p = 0.19)'
+  paired_series(a, b)           paired_test of two per-seed Series on their common seeds
+  mean_sd(values)               'mean ± sd' of per-seed values (one value alone)
   ns_note(n)                    the footnote that explains 'n.s.' and the smallest p that n seeds can give
 
 Atomic writes mean that a run cut short (or two runs writing the same folder) never leaves a half-written file.
@@ -31,7 +33,7 @@ import pandas as pd
 from diffaug.io import write_atomic
 
 __all__ = ['summarise', 'pm', 'machine_line', 'write_text_atomic', 'positive_int', 'setting_arg', 'paired_test', 'paired_words',
-           'verdict', 'ns_note', 'ALPHA']
+           'verdict', 'ns_note', 'ALPHA', 'paired_series', 'mean_sd']
 
 ALPHA = 0.05  # the level every report calls significant (two-sided)
 
@@ -73,9 +75,19 @@ def paired_words(t:dict, scale:float=100., fmt:str='+.1f', mark:bool=False) -> s
     if abs(m) < 1e-9: m = 0.0  # no '-0.0' from rounding noise
     return f"{m:{fmt}}{sd} ({t['wins']}/{t['n']}, p = {t['p']:.2g}{ns})"
 
-def verdict(t:dict) -> str:
+def verdict(t:dict, with_p:bool=True) -> str:
     "'significant at n seeds (p = ...)' or 'not significant at n seeds (p = ...)', for the sentences under a table."
-    return f"{'' if t['p'] < ALPHA else 'not '}significant at {t['n']} seeds (p = {t['p']:.2g})"
+    return f"{'' if t['p'] < ALPHA else 'not '}significant at {t['n']} seeds" + (f" (p = {t['p']:.2g})" if with_p else '')
+
+def paired_series(a, b) -> dict:
+    "`paired_test` of two per-seed pandas Series (indexed by seed) on the seeds both have, in seed order."
+    common = a.index.intersection(b.index).sort_values()
+    return paired_test(a.loc[common].values, b.loc[common].values)
+
+def mean_sd(v, scale:float=100., fmt:str='.1f') -> str:
+    "'mean ± sd' (ddof=1) of per-seed values times `scale`; one value shows alone."
+    v = np.asarray(v, float) * scale
+    return f"{v[0]:{fmt}}" if len(v) == 1 else f"{v.mean():{fmt}} ± {v.std(ddof=1):{fmt}}"
 
 def ns_note(n:int) -> str:
     "The footnote under a table of paired differences over `n` seeds."

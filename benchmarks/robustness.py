@@ -28,7 +28,7 @@ import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import machine_line, write_text_atomic, positive_int, setting_arg, paired_test, paired_words, verdict, ns_note, ALPHA
+from _report import machine_line, write_text_atomic, positive_int, setting_arg, paired_test, paired_words, verdict, ns_note, ALPHA, paired_series, mean_sd
 from diffaug.report import md_table, savefig
 
 from diffaug.core import Seeds
@@ -211,14 +211,9 @@ def run_seed(seed, cfg, x, y, parts, dev, log, figdir=None):
 
 # ---------------------------------------------------------------------------------------------------- figures and report
 
-def _ms(v, scale=100., fmt='.1f'):
-    v = np.asarray(v, float) * scale
-    return f"{v[0]:{fmt}}" if len(v) == 1 else f"{v.mean():{fmt}} ± {v.std(ddof=1):{fmt}}"
+_ms = mean_sd
 
-def _paired(a:pd.Series, b:pd.Series) -> dict:
-    "paired_test of two per-seed Series on their common seeds."
-    common = a.index.intersection(b.index)
-    return paired_test(a.loc[common].values, b.loc[common].values)
+_paired = paired_series
 
 def _words(t, scale=100., unit=' points') -> str:
     "A paired comparison in words: who is ahead, in how many seeds, and whether that is significant."

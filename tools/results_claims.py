@@ -20,7 +20,7 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / 'benchmarks'))
-from _report import paired_test, ALPHA  # noqa: E402
+from _report import paired_test, paired_series, mean_sd, verdict as _verdict, ALPHA  # noqa: E402
 
 RES = ROOT / 'benchmarks' / 'results'
 
@@ -28,20 +28,15 @@ RES = ROOT / 'benchmarks' / 'results'
 
 def _csv(name, res=None): return pd.read_csv((res or RES) / name)
 
-def _ms(v, scale=100., fmt='.1f'):
-    v = np.asarray(v, float) * scale
-    return f"{v[0]:{fmt}}" if len(v) == 1 else f"{v.mean():{fmt}} ± {v.std(ddof=1):{fmt}}"
+_ms = mean_sd
 
 def verdict(t) -> str:
     "'significant at n seeds' or 'not significant at n seeds' (the p is in the numbers next to it)."
-    return f"{'' if t['p'] < ALPHA else 'not '}significant at {t['n']} seeds"
+    return _verdict(t, with_p=False)
 
 def _m(v, scale=100., fmt='.1f'): return f"{np.mean(np.asarray(v, float)) * scale:{fmt}}"
 
-def _pair(a:pd.Series, b:pd.Series) -> dict:
-    "paired_test of two per-seed Series on their common seeds."
-    common = a.index.intersection(b.index)
-    return paired_test(a.loc[common].values, b.loc[common].values)
+_pair = paired_series
 
 def _d(t, scale=100., digits=1) -> str:
     "'+1.2 ± 0.8 (4/5, p 0.19)' of a paired test: mean ± sd of the differences, seeds higher / seeds, exact p."
