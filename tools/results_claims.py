@@ -299,8 +299,10 @@ def digits_corruptions(res=None) -> str:
         f"DiffAug training with the Ensemble wins: {_d(t_de)} points over plain training on corrupted digits (paired by seed: "
         f"mean ± sd of the differences, seeds higher / seeds, exact sign-flip p; {verdict(t_de)}). DiffAug training alone gives "
         f"{_d(t_da)} and keeps clean accuracy ({_d(t_cl)}). The Ensemble then costs {-t_cost['mean'] * 100:.1f} points of clean "
-        f"accuracy ({_d(t_cost)}); the paper's ImageNet tables report 0.1-0.2, so that part of its claim "
-        f"{'does not hold here' if t_cost['mean'] * 100 < -0.3 else 'holds here'}. The Ensemble on a plain classifier hurts: "
+        f"accuracy ({_d(t_cost)}); the paper's ImageNet tables report 0.1-0.2, " + (
+        'so that part of its claim does not hold here' if t_cost['mean'] * 100 < -0.3 and t_cost['p'] < ALPHA else
+        f"and at {t_cost['n']} seeds the difference cannot be told from that" if t_cost['mean'] * 100 < -0.3 else 'as here')
+        + ". The Ensemble on a plain classifier hurts: "
         f"{_d(t_pde)} corrupted, {_d(t_pcl)} clean, since it classifies denoised images the classifier never saw. The gains are "
         f"largest where the corruption removes contrast or adds a veil ({top}; plain -> DiffAug + DE) and smallest, or "
         f"negative, on {low}. With the package's own seven tensor corruptions (`benchmarks/classify.py`, {t_tc['n']} seeds) the "
