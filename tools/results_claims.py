@@ -21,6 +21,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / 'benchmarks'))
 from _report import paired_test, paired_series, mean_sd, verdict as _verdict, ALPHA  # noqa: E402
+from diffaug.report import md_table  # noqa: E402
 
 RES = ROOT / 'benchmarks' / 'results'
 
@@ -270,9 +271,7 @@ def readme_method_b(res=None) -> str:
             '|---|---|---|---|']
     return '\n'.join(head + [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in method_b_rows(res)])
 
-def _table(rows:list) -> str:
-    cols = list(rows[0])
-    return '\n'.join(['| ' + ' | '.join(cols) + ' |', '|' + '---|' * len(cols)] + ['| ' + ' | '.join(str(r[c]) for c in cols) + ' |' for r in rows])
+def _table(rows:list) -> str: return md_table(pd.DataFrame(rows))
 
 def digits_corruptions(res=None) -> str:
     "The digits tutorial, section 4: DiffAug and the Ensemble on the standard corruptions."
@@ -315,11 +314,11 @@ def digits_gradient_sentence(res=None) -> str:
     tt = max(gd.t.unique())
     a, b = (gd[(gd.t == tt) & (gd.classifier == k)].set_index('seed')[col] for k in ('DA', 'noisy'))
     t_ = _pair(a, b)
-    word = 'better' if t_['mean'] > 0 else 'less'
+    word = 'about as' if not t_['p'] < ALPHA else 'better' if t_['mean'] > 0 else 'less'
     return (f"The paper reports that the gradient of `log p(y | x_t)`, taken through the denoiser, is smoother and more digit-like "
             f"for a DA classifier than for a noisy one. Measured by the class margin of section 5 (how much more the gradient "
             f"points toward the true class than toward the wrong ones, {len(gd.seed.unique())} seeds, t = {tt}), the DA "
-            f"classifier's gradients are {word} aligned than the noisy one's: {a.mean():.3f} vs {b.mean():.3f}, "
+            f"classifier's gradients are {word} aligned {'as' if word == 'about as' else 'than'} the noisy one's: {a.mean():.3f} vs {b.mean():.3f}, "
             f"{_d(t_, 1., 3)}, {verdict(t_)}.")
 
 def digits_robustness(res=None) -> str:
