@@ -32,7 +32,7 @@ setuptools.setup(
     include_package_data=True,
     python_requires=f'>={min_py}',
     install_requires=cfg.get('requirements', '').split(),
-    extras_require={k: cfg.get(f'{k}_requirements', '').split() for k in ('dev', 'widgets', 'bench', 'hub', 'corruptions')},
+    extras_require={k: cfg.get(f'{k}_requirements', '').split() for k in ('dev', 'widgets', 'bench', 'hub', 'corruptions', 'leiden')},
     entry_points={'console_scripts': cfg.get('console_scripts', '').split(),
                   'nbdev': [f"{cfg['lib_path']}={cfg['lib_path']}._modidx:d"]},
     zip_safe=False,

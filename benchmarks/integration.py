@@ -25,6 +25,8 @@ predicts the cell types of the held-out batch (the last one), accuracy and macro
 
     python benchmarks/integration.py run --n-batches 3 --strength 1.0 --seeds 0 1 2 3 4     # results/integration-b3-s1.0.csv
     python benchmarks/integration.py run --data atlas --cells 10000 --scvi-epochs 100         # results/integration-atlas10000-b3-s1.0.csv
+    python benchmarks/integration.py run --data atlas --cells 100000 --scvi-epochs 20 --eval-cells 20000 --seeds K --suffix=-seedK \
+        --only pca_nobatch harmony scanorama scvi knnmix_mnn diffaug diffaug_batch                 # 100k cells, one process per seed
     python benchmarks/integration.py report                                                   # results/integration.md, figures
 
 `--data atlas --cells N`: the synthetic atlas of `scale.py` (N cells x 2,000 genes, 10 cell types, negative-binomial
@@ -165,12 +167,17 @@ def run(a):
             return m.transform(x)  # the held-out batch was never seen, and needs no batch label to be embedded
         if not a.only or 'diffaug_refmap' in a.only: timed('diffaug_refmap', refmap)
         integ = {k: v for k, v in embs.items() if k not in ('pca_nobatch', 'diffaug_refmap')}
-        sc_main = scib_scores(integ, sim.obs, 'pca')
-        sc_all = pd.concat([sc_main, scib_scores({'pca_nobatch': embs['pca_nobatch']}, ref.obs, 'pca_nobatch')]) if 'pca_nobatch' in embs else sc_main
+        ev = np.arange(len(y))
+        if a.eval_cells and a.eval_cells < len(y):  # scib on one random subset of cells, the same for every method
+            ev = np.sort(np.random.default_rng(seed).choice(len(y), a.eval_cells, replace=False))
+        sub = lambda e: {k: v[ev] for k, v in e.items()}
+        sc_main = scib_scores(sub(integ), sim.obs.iloc[ev], 'pca')
+        sc_all = pd.concat([sc_main, scib_scores(sub({'pca_nobatch': embs['pca_nobatch']}), ref.obs.iloc[ev], 'pca_nobatch')]) if 'pca_nobatch' in embs else sc_main
         for name, z in embs.items():
             acc, f1 = label_transfer(z, y, query)
             r = dict(data='pbmc' if a.data == 'pbmc' else f'atlas{a.cells}', n_batches=a.n_batches, strength=a.strength, seed=seed, method=name, seconds=secs[name],
                      transfer_acc=acc, transfer_f1=f1, held_out=held, n_query=int(query.sum()))
+            if len(ev) < len(y): r['scib_cells'] = len(ev)
             if name in sc_all.index: r.update({k.lower().replace(' ', '_'): float(v) for k, v in sc_all.loc[name].items()})
             if name == 'scvi': r['scvi_epochs'] = extra.get('scvi_epochs')
             rows.append(r)
@@ -274,6 +281,15 @@ def report(a):
         seeds = sorted(d.seed.unique())
         where = '' if ds == 'pbmc' else f"synthetic atlas of {ds[5:]} cells, "
         lines += [f"## {where}{nb} batches, strength {st} ({len(seeds)} seeds: {', '.join(map(str, seeds))})", '']
+        notes = []
+        if 'scib_cells' in d and d['scib_cells'].notna().any():
+            notes.append(f"scib-metrics scored on {int(d['scib_cells'].dropna().iloc[0]):,} randomly chosen cells per seed (the same cells for every method; "
+                         f"label transfer on all cells)")
+        if 'scvi_epochs' in d and d['scvi_epochs'].notna().any():
+            notes.append(f"scVI trained for {int(d['scvi_epochs'].dropna().iloc[0])} epochs")
+        missing = [NICE.get(m, m) for m in METHODS if m not in set(d.method) and m not in ('diffaug_refmap',)]
+        if missing: notes.append(f"not run at this size: {', '.join(missing)}")
+        if notes: lines += ['Settings: ' + '; '.join(notes) + '.', '']
         g = d.groupby('method', sort=False)
         tab = pd.DataFrame(index=[m for m in METHODS if m in g.groups])
         for col, nm in SHOW:
@@ -306,7 +322,7 @@ def report(a):
             lines += [md_table(pd.DataFrame(pr)), '']
         # the scib table figure and the UMAPs of the first seed
         tag = ('' if ds == 'pbmc' else f'{ds}-') + f"b{nb}-s{st}"
-        mcols = [c for c in d.columns if c not in ('data', 'n_batches', 'strength', 'seed', 'method', 'seconds', 'transfer_acc', 'transfer_f1', 'held_out', 'n_query', 'scvi_epochs')]
+        mcols = [c for c in d.columns if c not in ('data', 'n_batches', 'strength', 'seed', 'method', 'seconds', 'transfer_acc', 'transfer_f1', 'held_out', 'n_query', 'scvi_epochs', 'scib_cells')]
         s = d[~d.method.isin(['diffaug_refmap'])].groupby('method')[mcols].mean().dropna(how='all')
         f1 = scib_figure(s, OUT / f'integration-{tag}-scib.png'); figs.append(f1)
         lines += [f"![scib-metrics scores, {nb} batches at strength {st}, mean over seeds]({f1})", '']
@@ -327,6 +343,8 @@ def main():
     r.add_argument('--data', choices=['pbmc', 'atlas'], default='pbmc'); r.add_argument('--cells', type=positive_int, default=10000, help='atlas cells (--data atlas)')
     r.add_argument('--scvi-epochs', type=positive_int, default=None, help="scVI epochs (default: scVI's own rule, 400 at up to 20,000 cells)")
     r.add_argument('--only', nargs='+', choices=METHODS, help="run only these methods (and PCA, to check the cells) and merge their rows into the existing CSV")
+    r.add_argument('--eval-cells', type=positive_int, default=None,
+                   help="score scib-metrics on this many randomly chosen cells (the same cells for every method; default: all); label transfer always uses all")
     r.add_argument('--no-umap', action='store_true'); r.add_argument('--smoke', action='store_true', help='one epoch everywhere: checks the script, numbers mean nothing')
     sub.add_parser('report')
     a = p.parse_args()

@@ -14,8 +14,8 @@ from .sampling import sample_ddim
 from .guidance import classifier_cond_fn
 
 # %% auto #0
-__all__ = ['widgets', 'diffusion_states', 'plot_diffusion', 'diffusion_explorer', 'item_views', 'plot_views', 'view_explorer',
-           'guided_grid', 'plot_guided', 'guidance_explorer']
+__all__ = ['FS', 'widgets', 'diffusion_states', 'plot_diffusion', 'diffusion_explorer', 'item_views', 'plot_views',
+           'view_explorer', 'guided_grid', 'plot_guided', 'guidance_explorer']
 
 # %% ../nbs/26_explore.ipynb #90f215da
 def widgets():
@@ -46,6 +46,8 @@ def diffusion_states(den:Denoiser, # trained denoiser
     c = None if cond is None else cond.reshape(1, -1).expand(len(ts), -1).to(x0.device)
     return xt, den(xt, ts, c, clip=True)
 
+FS = 9  # font size of the explorers' figures, in points: at least 8 once shown at page width (`docs.check_figure`)
+
 def _show_item(ax, v, title, vmin=-1, vmax=1, order=None):
     v = v.detach().cpu()
     if v.ndim == 3:
@@ -54,16 +56,23 @@ def _show_item(ax, v, title, vmin=-1, vmax=1, order=None):
         ax.imshow(img.clip(0, 1) if img.ndim == 3 else img, cmap='gray_r', vmin=vmin, vmax=vmax); ax.axis('off')
     else:
         y = v.numpy() if order is None else v.numpy()[order]
-        ax.plot(y, lw=0.7); ax.set_ylim(-1.6, 1.6); ax.set_xticks([])
-    ax.set_title(title, fontsize=9)
+        ax.plot(y, lw=0.7); ax.set_ylim(-1.6, 1.6); ax.set_xticks([]); ax.tick_params(labelsize=FS - 1)
+    ax.set_title(title, fontsize=FS)
 
 def _schedule_panel(ax, den, t):
     sch = den.schedule
     ab, snr = (sch.a ** 2).numpy(), sch.snr.numpy()
-    ax.plot(ab, label=r'$\bar\alpha_t$'); ax.set_ylabel(r'$\bar\alpha_t$'); ax.set_xlabel('t')
-    ax2 = ax.twinx(); ax2.semilogy(snr, color='C1', label='SNR'); ax2.set_ylabel('SNR', color='C1')
+    ax.plot(ab, label=r'$\bar\alpha_t$'); ax.set_ylabel(r'$\bar\alpha_t$ (signal kept)', fontsize=FS)
+    ax.set_xlabel('diffusion step t', fontsize=FS)
+    ax2 = ax.twinx(); ax2.semilogy(snr, color='C1', label='SNR'); ax2.set_ylabel('SNR (log scale)', color='C1', fontsize=FS)
     ax.axvline(t, color='k', lw=1, ls='--')
-    ax.set_title(f't={t}: ab={ab[t]:.3f}, SNR={snr[t]:.3g}', fontsize=9)
+    for a in (ax, ax2): a.tick_params(labelsize=FS - 1)
+    ax.set_title(f't={t}: alpha_bar={ab[t]:.3f}, SNR={snr[t]:.3g}', fontsize=FS)
+
+def _label_vectors(axs_x, axs_y):
+    "Axis labels of vector panels: feature index along x (bottom panels), value along y (first column)."
+    for a in axs_x: a.set_xlabel('feature (sorted)', fontsize=FS)
+    for a in axs_y: a.set_ylabel('value', fontsize=FS)
 
 def plot_diffusion(den:Denoiser, # trained denoiser
                    x0:torch.Tensor, # one item: `(C, H, W)` image or `(D,)` vector
@@ -76,13 +85,15 @@ def plot_diffusion(den:Denoiser, # trained denoiser
     ts = list(ts)
     xt, x0h = diffusion_states(den, x0, ts, random_state=random_state)
     order = np.argsort(as_tensor(x0, dtype=None).cpu().numpy()) if (x0.ndim == 1 and sort_features) else None
-    fig = plt.figure(figsize=(1.7 * (len(ts) + 1) + 3, 3.6))
-    gs = fig.add_gridspec(2, len(ts) + 2, width_ratios=[1] * (len(ts) + 1) + [2.2])
-    _show_item(fig.add_subplot(gs[0, 0]), x0, 'x0', order=order)
+    fig = plt.figure(figsize=(8.5, 6.4))  # page width: items in two rows, the schedule below them
+    gs = fig.add_gridspec(3, len(ts) + 1, height_ratios=[1, 1, 1.3])
+    a0 = fig.add_subplot(gs[0, 0]); _show_item(a0, x0, 'x0', order=order)
+    top, bottom = [], []
     for j, t in enumerate(ts):
-        _show_item(fig.add_subplot(gs[0, j + 1]), xt[j], f'x_t, t={t}', order=order)
-        _show_item(fig.add_subplot(gs[1, j + 1]), x0h[j], f'x0_hat, t={t}', order=order)
-    _schedule_panel(fig.add_subplot(gs[:, -1]), den, ts[-1])
+        top.append(fig.add_subplot(gs[0, j + 1])); _show_item(top[-1], xt[j], f'x_t, t={t}', order=order)
+        bottom.append(fig.add_subplot(gs[1, j + 1])); _show_item(bottom[-1], x0h[j], f'x0_hat, t={t}', order=order)
+    if x0.ndim == 1: _label_vectors([a0] + bottom, [a0, bottom[0]])
+    _schedule_panel(fig.add_subplot(gs[2, :]), den, ts[-1])
     fig.tight_layout()
     return fig
 
@@ -103,9 +114,10 @@ def diffusion_explorer(den:Denoiser, # trained denoiser
         j = ts.index(t)
         with out:
             out.clear_output(wait=True)
-            fig, ax = plt.subplots(1, 4, figsize=(11, 2.8), gridspec_kw=dict(width_ratios=[1, 1, 1, 1.6]))
+            fig, ax = plt.subplots(1, 4, figsize=(8.5, 2.8), gridspec_kw=dict(width_ratios=[1, 1, 1, 1.8]))
             _show_item(ax[0], x0, 'x0', order=order); _show_item(ax[1], xt[j], f'x_t', order=order)
             _show_item(ax[2], x0h[j], 'x0_hat', order=order); _schedule_panel(ax[3], den, t)
+            if x0.ndim == 1: _label_vectors(ax[:3], ax[:3])
             fig.tight_layout(); plt.show()
     slider.observe(lambda ch: draw(ch['new']), names='value')
     draw(slider.value)
@@ -165,7 +177,8 @@ def plot_views(da, # a fitted `DiffAug` (augment='diffaug')
                *,
                n_views:int=3, # views of each kind per item
                random_state:int=0, # seed of the views
-               n_features:int=50, # vectors: how many of the most variable features to show
+               n_features:int=40, # vectors: how many of the most variable features to show
+               feature_names=None, # vectors: the name of every feature (e.g. `adata.var_names`), shown under the columns
                knn:KNNMix|None=None, # a `KNNMix` built on `x` (default: built here)
                labels=None, # optional label of every row of `x`, shown in the titles
               ):
@@ -189,11 +202,18 @@ def plot_views(da, # a fitted `DiffAug` (augment='diffaug')
         rows += [it[b]] + list(kv[b]) + list(gv[b])
         ticks += [name(ids[b])] + [f'kNN-mix {j}' for j in range(n_views)] + [f'generated {j}' for j in range(n_views)]
     m = ((torch.stack(rows).float() - mu) / sd)[:, feats].clamp(-3, 3).cpu().numpy()
-    fig, ax = plt.subplots(figsize=(min(12, 2 + 0.16 * len(feats)), 0.8 + 0.22 * len(rows)))
+    fig, ax = plt.subplots(figsize=(min(8.5, 3 + 0.16 * len(feats)), 1.6 + 0.25 * len(rows)))
     im = ax.imshow(m, aspect='auto', cmap='RdBu_r', vmin=-3, vmax=3, interpolation='nearest')
-    ax.set_yticks(range(len(rows)), ticks, fontsize=7); ax.set_xlabel(f'{len(feats)} most variable features')
+    ax.set_yticks(range(len(rows)), ticks, fontsize=FS - 1)
+    if feature_names is not None:
+        names = np.asarray(feature_names, dtype=object)
+        if len(names) != xx.shape[1]: raise ValueError(f"feature_names has {len(names)} names for {xx.shape[1]} features")
+        ax.set_xticks(range(len(feats)), [str(names[f]) for f in feats.tolist()], rotation=90, fontsize=FS - 1)
+        ax.set_xlabel(f'the {len(feats)} most variable features', fontsize=FS)
+    else: ax.set_xlabel(f'the {len(feats)} most variable features (column numbers)', fontsize=FS)
+    ax.set_ylabel('item and its views', fontsize=FS)
     for b in range(1, B): ax.axhline(b * (1 + 2 * n_views) - 0.5, color='k', lw=1.5)
-    fig.colorbar(im, ax=ax, label='z-score', fraction=0.03)
+    cb = fig.colorbar(im, ax=ax, fraction=0.03); cb.set_label('z-score (clipped at ±3)', fontsize=FS)
     fig.tight_layout()
     return fig
 

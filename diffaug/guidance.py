@@ -119,21 +119,22 @@ def plot_gradient_maps(learners:dict, # {name: Learner}
     rows = {name: classifier_gradients(l, x, y, t, generator=generator, **kwargs) for name, l in learners.items()}
     xt = next(iter(rows.values()))[0]
     n = len(x)
-    fig, axs = plt.subplots(1 + len(rows), n, figsize=(1.75 * n, 1.5 * (1 + len(rows))), squeeze=False)
+    w = min(8.5, 1.1 * n + 0.9)  # at most a page wide, so the text stays readable (`docs.check_figure`)
+    fig, axs = plt.subplots(1 + len(rows), n, figsize=(w, (w / n) * 0.95 * (1 + len(rows)) + 0.6), squeeze=False)
     for j in range(n):
         if xt.shape[1] == 3: axs[0, j].imshow(((xt[j].permute(1, 2, 0) + 1) / 2).clamp(0, 1))
         else:
             h = axs[0, j].imshow(xt[j].mean(0), cmap='gray_r', vmin=-1, vmax=1)
-            if j == n - 1: fig.colorbar(h, ax=axs[0, j], fraction=0.046, pad=0.03).ax.tick_params(labelsize=5)
-        axs[0, j].set_title(f'class {int(y[j])}', fontsize=8)
+            if j == n - 1: fig.colorbar(h, ax=axs[0, j], fraction=0.046, pad=0.03).ax.tick_params(labelsize=7)
+        axs[0, j].set_title(f'class {int(y[j])}', fontsize=9)
         for i, (name, (_, gr)) in enumerate(rows.items()):
             g = gr[j].mean(0)
             v = float(g.abs().max()) or 1.
             h = axs[i + 1, j].imshow(g, cmap='RdBu_r', vmin=-v, vmax=v)  # symmetric: white is 0
-            fig.colorbar(h, ax=axs[i + 1, j], fraction=0.046, pad=0.03).ax.tick_params(labelsize=5)
-            if j == 0: axs[i + 1, 0].set_ylabel(name, fontsize=8)
-    axs[0, 0].set_ylabel(f'x_t (t={t})', fontsize=8)
+            fig.colorbar(h, ax=axs[i + 1, j], fraction=0.046, pad=0.03).ax.tick_params(labelsize=7)
+            if j == 0: axs[i + 1, 0].set_ylabel(name, fontsize=9)
+    axs[0, 0].set_ylabel(f'x_t (t={t})', fontsize=9)
     for ax in axs.flat: ax.set_xticks([]); ax.set_yticks([])
-    fig.suptitle(f'gradient of log p(y | x_t) at t={t}: red raises p(y), blue lowers it (each map on its own symmetric scale)', fontsize=8)
+    fig.suptitle(f'gradient of log p(y | x_t) at t={t}: red raises p(y), blue lowers it\n(each map on its own symmetric scale)', fontsize=9)
     fig.tight_layout()
     return fig

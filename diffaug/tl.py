@@ -4,7 +4,7 @@
 
 # %% ../nbs/18_tl.ipynb #275cf677
 from __future__ import annotations
-import inspect
+import inspect, warnings
 from pathlib import Path
 import numpy as np
 import anndata
@@ -14,7 +14,7 @@ from .rows import adata_to_tensor, read_h5ad, RowSource
 from .contrastive import DiffAug, MOVED_SETTINGS, check_batch
 
 # %% auto #0
-__all__ = ['embed', 'embed_file']
+__all__ = ['FILE_IN_MEMORY', 'embed', 'counts_max', 'warn_if_counts', 'embed_file']
 
 # %% ../nbs/18_tl.ipynb #cfc5feb2
 def _h5ad_safe(v):
@@ -75,6 +75,8 @@ def embed(adata:anndata.AnnData, # cells x genes
                 raise MemoryError(f"embed(copy=True) loads the backed AnnData ({adata.filename}) into memory, and it does not fit "
                                   f"({str(e) or 'MemoryError'}); pass copy=False to write the embedding into it, or use "
                                   f"embed_file(input, out), which never builds a dense copy of X") from None
+    if use_rep in (None, 'X') and (layer is None or layer in adata.layers):
+        warn_if_counts(adata.X if layer is None else adata.layers[layer], 'adata.X' if layer is None else f"adata.layers[{layer!r}]")
     if backed and layer is None and use_rep in (None, 'X'):  # X is read per batch (from disk unless copy=True loaded it)
         if adata.n_obs == 0: raise ValueError(f"adata is empty: {adata.n_obs} cells x {adata.n_vars} features")
         x = RowSource(adata.X, 'adata.X')
@@ -86,6 +88,28 @@ def embed(adata:anndata.AnnData, # cells x genes
                   diffaug_version=diffaug.__version__)
     adata.uns[key_added] = {'params': _h5ad_safe(params), 'phase_seconds': {k: float(v) for k, v in model.phase_times.items()}}
     return adata if copy else None
+
+# %% ../nbs/18_tl.ipynb #9571b5c6
+def counts_max(m, # cells x genes: dense, sparse or a backed dataset
+               n_rows:int=500, # rows looked at (the first ones: cheap on disk)
+              ) -> float|None: # the largest value if these rows look like raw counts, else None
+    "The largest entry when the first `n_rows` rows of `m` hold only non-negative whole numbers and some above 20 (raw counts)."
+    import scipy.sparse as sp
+    part = m[:min(n_rows, m.shape[0])]
+    if hasattr(part, 'to_memory'): part = part.to_memory()  # anndata's backed sparse datasets
+    v = np.asarray(part.data if sp.issparse(part) else part, dtype=np.float64).ravel()
+    if v.size == 0 or v.min() < 0 or not np.all(v == np.round(v)) or v.max() <= 20: return None
+    return float(v.max())
+
+def warn_if_counts(m, # the matrix `embed` is about to train on
+                   what:str='adata.X', # its name in the message
+                  ):
+    "Warn when `m` looks like raw counts: DiffAug, like PCA, expects log-normalised expression."
+    mx = counts_max(m)
+    if mx is not None:
+        warnings.warn(f"{what} looks like raw counts (whole numbers up to {mx:g}); DiffAug, like PCA, expects log-normalised "
+                      f"expression: run sc.pp.normalize_total(adata) and sc.pp.log1p(adata) first (keep the counts in a layer), "
+                      f"or pass layer= to embed another matrix", UserWarning, stacklevel=3)
 
 # %% ../nbs/18_tl.ipynb #13b57335
 def _copy_with_added(src:Path, dst:Path, adata, key:str):
@@ -99,6 +123,8 @@ def _copy_with_added(src:Path, dst:Path, adata, key:str):
             if key in f[group]: del f[group][key]  # an embedding diffaug wrote before (embed refuses anything else)
             write_elem(f[group], key, value)
 
+FILE_IN_MEMORY = 256 << 20  # `embed_file` reads a file into memory when X as dense float32 takes at most this many bytes
+
 def embed_file(input:str|Path, # `.h5ad` file to read
                out:str|Path, # `.h5ad` file to write (the input with `obsm[key_added]` and `uns[key_added]` added)
                **kwargs, # everything `embed` takes: `layer`, `use_rep`, `key_added` and the settings of `DiffAug`
@@ -110,9 +136,12 @@ def embed_file(input:str|Path, # `.h5ad` file to read
     _check_settings({k: v for k, v in kwargs.items() if k not in ours})
     DiffAug(**{k: v for k, v in kwargs.items() if k not in ours})  # checks the settings
     adata = read_h5ad(input, backed='r')  # X stays on disk, or is read in as stored when it fits `ROWS_IN_MEMORY`
+    if adata.n_obs * adata.n_vars * 4 <= FILE_IN_MEMORY:  # small: read it all, so that the embedding is the one
+        adata.file.close(); adata = read_h5ad(input)       # `embed(anndata.read_h5ad(input))` gives for the same seed
     try:
         embed(adata, **kwargs)
-        key = kwargs.get('key_added', 'X_diffaug')  # the input file copied as it is, plus the two new entries: memory stays flat
+        key = kwargs.get('key_added', 'X_diffaug')  # the input file copied as it is, plus the two new entries
         write_atomic(out, lambda p: _copy_with_added(Path(input), p, adata, key))  # a temporary file beside `out`, then an atomic move
-    finally: adata.file.close()
+    finally:
+        if adata.isbacked: adata.file.close()
     return out

@@ -67,7 +67,7 @@ CSS = """body{font-family:system-ui,sans-serif;margin:0;display:flex}nav{width:2
 padding:1rem;font-size:14px;flex-shrink:0}nav h4{margin:1rem 0 .3rem;color:#555}nav a{display:block;color:#1a5fb4;
 text-decoration:none;padding:2px 0}nav a.cur{font-weight:bold}main{padding:1rem 1.5rem;max-width:1000px;min-width:0;
 flex:1;overflow-x:auto}.jp-Cell,.jp-InputArea,.jp-OutputArea,.jp-Cell-inputWrapper{min-width:0}
-.jp-InputArea-editor,.jp-OutputArea-output{overflow-x:auto}body.srcpage main{max-width:none}.jp-InputPrompt,.jp-OutputPrompt{display:none}.description{font-style:italic;font-size:125%;
+.jp-InputArea-editor,.jp-OutputArea-output{overflow-x:auto}.jp-InputArea-editor pre{white-space:pre-wrap;overflow-wrap:anywhere}body.srcpage main{max-width:none}.jp-InputPrompt,.jp-OutputPrompt{display:none}.description{font-style:italic;font-size:125%;
 opacity:.7}#search{width:100%;box-sizing:border-box;margin:.6rem 0 0;padding:4px 6px;font-size:14px}
 #search-results{list-style:none;margin:.3rem 0;padding:0;background:#fff}#search-results li{padding:3px 4px;
 border-bottom:1px solid #e3e6ea}#search-results small{display:block;color:#666}aside.toc{width:190px;flex-shrink:0;
@@ -76,7 +76,14 @@ aside.toc a{display:block;color:#1a5fb4;text-decoration:none;padding:2px 0}aside
 aside.toc b{display:block;margin-bottom:.3rem}.pagenav{display:flex;justify-content:space-between;margin:3rem 0 1rem;
 padding-top:1rem;border-top:1px solid #ccc}.pagenav a{color:#1a5fb4;text-decoration:none}
 .highlight pre a[href]{color:#1a5fb4}pre.src span.ln a{display:inline-block;width:3.5em;color:#999;text-decoration:none;user-select:none}
-pre.src span.ln:target{background:#fff3b0}"""
+pre.src span.ln:target{background:#fff3b0}
+details>summary{cursor:pointer;color:#555;font-size:13px;margin:.2rem 0}"""
+
+FOLD_JS = ("document.querySelectorAll('.celltag_fold').forEach(function (c, k) {"
+           "var i = c.querySelector('.jp-Cell-inputWrapper'); if (!i) return;"
+           "var d = document.createElement('details'), s = document.createElement('summary');"
+           "s.textContent = (window.FOLD || [])[k] || 'Code'; d.appendChild(s);"
+           "i.parentNode.insertBefore(d, i); d.appendChild(i); });")
 
 SEARCH_JS = r"""(function () {
   var box = document.getElementById('search'), list = document.getElementById('search-results');
@@ -129,8 +136,13 @@ def _apply_directives(nb):
     keep = []
     for c in nb.cells:
         if c.cell_type == 'code':
-            opts = dict(re.findall(r'^#\|\s*([\w-]+):\s*(\S+)', c.source, re.M))
+            opts = dict(re.findall(r'^#\|\s*([\w-]+):\s*(.+?)\s*$', c.source, re.M))
             if opts.get('include') == 'false': continue
+            alt = opts.get('fig-alt') or opts.get('fig-cap')
+            if alt: c.metadata['alt'] = alt.strip('"\'')
+            if opts.get('code-fold') == 'true':  # quarto folds the code under its summary; here <details> (FOLD_JS)
+                c.metadata.setdefault('tags', []).append('fold')
+                c.metadata['summary'] = opts.get('code-summary', 'Code').strip('"\'')
             c.source = '\n'.join(l for l in c.source.splitlines() if not l.lstrip().startswith('#|')).strip()
             if opts.get('echo') == 'false' or not c.source: c.metadata.setdefault('tags', []).append('remove_input')
             for o in c.get('outputs', []):
@@ -198,7 +210,10 @@ def _placeholders(page_html:str, urls=_PLACEHOLDERS) -> list:
     text = re.sub(r'(?is)<(script|style)\b.*?</\1>', ' ', page_html)
     return sorted({m.group(0)[:90] for u in urls if u for m in re.finditer(re.escape(u.rstrip('/')) + r'[^"\'<>\s)]*', text)})
 
-_INTERNAL = [re.compile(r'\bSPEC\b|SPEC\.md'), re.compile(r'\bthe spec(?:ification)?\b|\bpart [AB] of the\b|\bissues? #?\d+\b', re.I)]
+_INTERNAL = [re.compile(r'\bSPEC\b|SPEC\.md'), re.compile(r'\bthe spec(?:ification)?\b|\bpart [AB] of the\b|\bissues? #?\d+\b', re.I),
+             # the product's voice: no lent machines, time limits, sessions, targets or bug stories in the pages
+             re.compile(r'\blent\b|\btime limit\b|\b(?:this|a later|the next) session\b|\bfixed (?:a |the )?bug\b|'
+                        r'\btargets? (?:is|are|was|were) (?:not )?met\b|\bwe aimed\b|-issue\d+', re.I)]
 
 def _internal_wording(page_html:str) -> list:
     "References to our internal development documents (specification, issue numbers) in the visible text."
@@ -212,6 +227,20 @@ def _event_keywords(page_html:str) -> list:
 def _remote_scripts(page_html:str) -> list:
     "Scripts or stylesheets loaded from the network (the preview must render offline)."
     return re.findall(r'<(?:script|link)\b[^>]*(?:src|href)="(https?://[^"]+)"', page_html)
+
+NO_ALT = 'No description has been provided for this image'
+
+def _set_alts(body:str, alts:list) -> str:
+    "The n-th image output gets the n-th cell's `fig-alt` (or `fig-cap`) as its alt text, as quarto gives it."
+    it = iter(alts)
+    def one(m):
+        a = next(it, None)
+        return f'alt="{html.escape(a, quote=True)}"' if a else m.group(0)
+    return re.sub(f'alt="{NO_ALT}"', one, body)
+
+def _missing_alt(page_html:str) -> int:
+    "How many images on the page have no description (nbconvert's placeholder alt)."
+    return page_html.count(NO_ALT)
 
 def _title(nb):
     "Title and description from the processed notebook's front matter (a raw YAML cell)."
@@ -284,7 +313,12 @@ def render(proc: Path, out: Path, nbs: Path, cfg_host: str, git_url: str = '', l
         _apply_directives(nb)
         for c in nb.cells:
             if c.cell_type == 'markdown': c.source = _mathml(c.source)
+        folds = [c.metadata.get('summary', 'Code') for c in nb.cells if 'fold' in c.metadata.get('tags', [])]
+        alts = [c.metadata.get('alt') for c in nb.cells if c.cell_type == 'code'
+                for o in c.get('outputs', []) if any(k.startswith('image/') for k in o.get('data', {}))]
         body, _ = exporter.from_notebook_node(nb)
+        body = _set_alts(body, alts)
+        body = body.replace('</body>', f"<script>window.FOLD = {json.dumps(folds)};</script></body>", 1)
         body = re.sub(r'(?is)<script[^>]*mathjax[^>]*>\s*</script>', '', body)  # maths is MathML now: no CDN script
         body = re.sub(r'(?is)<script type="text/x-mathjax-config">.*?</script>', '', body)
         body = re.sub(r'(?is)<script src="https?://[^"]*require[^"]*"></script>', '', body)  # widgets' loader, offline
@@ -297,7 +331,7 @@ def render(proc: Path, out: Path, nbs: Path, cfg_host: str, git_url: str = '', l
         up = '../' * name.count('/')
         nav = ''.join(f"<h4>{html.escape(s)}</h4>" + ''.join(
             f"<a class='{'cur' if page_name(Path(p)) == name else ''}' href='{up}{page_name(Path(p))}'>"
-            f"{html.escape(page_name(Path(p))[:-5].split('/')[-1])}</a>" for p in ps) for s, ps in secs)
+            f"{html.escape(titles.get(page_name(Path(p)), page_name(Path(p))[:-5].split('/')[-1]))}</a>" for p in ps) for s, ps in secs)
         search = (f"<input id='search' type='search' placeholder='Search the docs' aria-label='Search' data-up='{up}'>"
                   "<ul id='search-results'></ul>")
         body = re.sub(r'href="(?!https?:|#|mailto:)([^"#]+?)\.ipynb', r'href="\1.html', body)
@@ -312,7 +346,7 @@ def render(proc: Path, out: Path, nbs: Path, cfg_host: str, git_url: str = '', l
             f"<a class='prev' href='{up}{order[k-1]}'>&larr; {html.escape(titles[order[k-1]])}</a>" if k > 0 else '<span></span>') + (
             f"<a class='next' href='{up}{order[k+1]}'>{html.escape(titles[order[k+1]])} &rarr;</a>" if k + 1 < len(order) else '<span></span>') + '</div>'
         body = re.sub(r'(<body[^>]*>)', lambda m: rf"{m.group(1)}<nav><b>diffaug</b>{search}{nav}</nav><main>", body, count=1)
-        scripts = f"<script src='{up}search-index.js'></script><script src='{up}search.js'></script>"
+        scripts = f"<script src='{up}search-index.js'></script><script src='{up}search.js'></script><script>{FOLD_JS}</script>"
         body = body.replace('</body>', f'{prev_next}</main>{aside}{scripts}</body>', 1).replace('</head>', f'<style>{CSS}</style></head>', 1)
         dest = out / name; dest.parent.mkdir(parents=True, exist_ok=True); dest.write_text(body)
         final[name] = body
@@ -343,7 +377,8 @@ def check(out: Path, pages: dict, secs, placeholders=_PLACEHOLDERS) -> list:
                             ('placeholder URL (settings.ini doc_host/git_url: no such site)', _placeholders(page, placeholders)),
                             ('internal development wording', _internal_wording(page)),
                             ('signature lists fastai event keywords (give the class an __init__)', _event_keywords(page)),
-                            ('loads from the network', _remote_scripts(page))]:
+                            ('loads from the network', _remote_scripts(page)),
+                            ('figure without a description (give its cell `#| fig-alt: "..."`)', ['x'] * _missing_alt(page))]:
             if found: problems.append(f"{rel}: {what}: {found[:3]}")
     ids = {f: set(re.findall(r'\bid=["\']([^"\']+)["\']', t)) for f, t in texts.items()}
     for f, page in texts.items():
@@ -361,7 +396,20 @@ def chromium():
     for c in ('chromium', 'chromium-browser', 'google-chrome'):
         if shutil.which(c): return shutil.which(c)
 
-def screenshots(out: Path, dest: Path, width=1280, height=1600):
+def _crop_to_content(png: Path, x0=230, x1=1000, pad=40) -> int:
+    "Cut the screenshot below the last row the main column draws on (the sidebar fills the window's height); its height."
+    import numpy as np
+    from PIL import Image
+    im = Image.open(png).convert('RGB')
+    a = np.asarray(im)[:, x0:min(x1, im.width)]
+    rows = np.flatnonzero((a < 235).any(axis=(1, 2)))
+    h = min(im.height, int(rows.max()) + pad) if len(rows) else im.height
+    im.crop((0, 0, im.width, h)).save(png)
+    return h
+
+def screenshots(out: Path, dest: Path, width=1280, height=None, max_height=48000):
+    """A PNG of every page of the preview in `out`, into `dest`: `height` pixels tall, or (None) the whole page, as a
+    reader scrolls through it (up to `max_height`)."""
     exe = chromium()
     if exe is None: raise FileNotFoundError("no chromium found: `apt-get install chromium` (Debian) for screenshots")
     dest.mkdir(parents=True, exist_ok=True)
@@ -369,11 +417,16 @@ def screenshots(out: Path, dest: Path, width=1280, height=1600):
     for f in sorted(out.rglob('*.html')):
         if f.relative_to(out).parts[0] == 'src': continue  # module sources: one plain page each, not docs pages
         png = dest / (str(f.relative_to(out))[:-5].replace('/', '__') + '.png')
-        subprocess.run([exe, '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-                        '--disable-background-networking', '--disable-component-update', '--disable-sync',
-                        '--hide-scrollbars', f'--user-data-dir={dest / ".chromium"}',
-                        f'--window-size={width},{height}', f'--screenshot={png}', f.as_uri()],
-                       check=True, capture_output=True, timeout=120)
+        h = height or 6000
+        while True:  # whole page: a window taller than the page, cropped (4x taller when the page fills it)
+            subprocess.run([exe, '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+                            '--disable-background-networking', '--disable-component-update', '--disable-sync',
+                            '--hide-scrollbars', f'--user-data-dir={dest / ".chromium"}', '--virtual-time-budget=3000',
+                            f'--window-size={width},{h}', f'--screenshot={png}', f.as_uri()],
+                           check=True, capture_output=True, timeout=180)
+            if height is not None: break
+            if _crop_to_content(png) < h or h >= max_height: break
+            h = min(4 * h, max_height)
         shots.append(png)
     shutil.rmtree(dest / '.chromium', ignore_errors=True)
     return shots
