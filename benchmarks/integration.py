@@ -218,49 +218,56 @@ NICE = {'pca': 'PCA (uncorrected)', 'harmony': 'Harmony', 'scanorama': 'Scanoram
         'pca_nobatch': 'PCA, no batch effect (reference)'}
 
 def scib_figure(s:pd.DataFrame, path):
-    "The scib table as the field draws it: one circle per metric (size and colour = value), bars for the aggregate scores."
+    """The scib table as the field draws it, at page width: one circle per metric (size and colour = value, read on the
+    colour bar), bars with their values for the aggregate scores."""
     import matplotlib.pyplot as plt
     metrics = [c for c in s.columns if c not in ('total', 'bio_conservation', 'batch_correction')]
     aggs = ['bio_conservation', 'batch_correction', 'total']
     s = s.sort_values('total', ascending=True)
-    fig, ax = plt.subplots(figsize=(1.0 * (len(metrics) + 3 * 1.6) + 2.5, 0.5 * len(s) + 1.6))
+    step, bw = 0.62, 1.25  # circle spacing and bar width, in data units
+    fig, ax = plt.subplots(figsize=(8.5, 0.34 * len(s) + 2.2))
     cmap = plt.get_cmap('viridis')
+    x_bar = [len(metrics) * step + 0.3 + (bw + 0.35) * k for k in range(3)]
     for i, (name, r) in enumerate(s.iterrows()):
         for j, m in enumerate(metrics):
-            ax.scatter(j, i, s=60 + 500 * max(r[m], 0), color=cmap(max(min(r[m], 1), 0)), edgecolor='k', lw=0.3)
-            ax.text(j, i - 0.36, f"{r[m]:.2f}", ha='center', va='top', fontsize=8)
+            ax.scatter(j * step, i, s=25 + 170 * max(r[m], 0), color=cmap(max(min(r[m], 1), 0)), edgecolor='k', lw=0.3)
         for k, m in enumerate(aggs):
-            x0 = len(metrics) + 0.2 + 1.6 * k
-            ax.barh(i, 1.4 * r[m], left=x0, height=0.6, color=cmap(r[m]))
-            ax.text(x0 + 1.4 * r[m] + 0.05, i, f"{r[m]:.3f}", va='center', fontsize=8)
+            ax.barh(i, bw * r[m], left=x_bar[k], height=0.6, color=cmap(r[m]))
+            ax.text(x_bar[k] + 0.04, i, f"{r[m]:.2f}", va='center', fontsize=8.5, color='w' if r[m] < 0.6 else 'k')
     labels = [m.replace('_', ' ') for m in metrics] + ['bio cons.', 'batch corr.', 'total']
-    ax.set_xticks(list(range(len(metrics))) + [len(metrics) + 0.2 + 1.6 * k + 0.7 for k in range(3)], labels, rotation=35, ha='right', fontsize=9)
+    ax.set_xticks([j * step for j in range(len(metrics))] + [x + bw / 2 for x in x_bar], labels, rotation=40, ha='right', fontsize=9)
     ax.set_yticks(range(len(s)), [NICE.get(m, m) for m in s.index], fontsize=9)
-    ax.set_xlim(-0.7, len(metrics) + 0.2 + 1.6 * 3 + 0.8); ax.set_ylim(-0.8, len(s) - 0.4)
+    ax.set_xlim(-0.4, x_bar[-1] + bw + 0.1); ax.set_ylim(-0.7, len(s) - 0.3)
     for sp in ('top', 'right'): ax.spines[sp].set_visible(False)
-    ax.set_xlabel('scib-metrics score (0-1; circles: one metric each, bars: aggregates)', fontsize=9)
+    ax.set_xlabel('scib-metrics score, 0-1 (circles: one metric each; bars: the aggregates)', fontsize=9)
     sm = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(0, 1)); cb = fig.colorbar(sm, ax=ax, fraction=0.025, pad=0.01)
-    cb.set_label('score', fontsize=9)
+    cb.set_label('score', fontsize=9); cb.ax.tick_params(labelsize=8)
+    fig.tight_layout()
     return savefig(fig, path)
 
 def umap_figure(um:pd.DataFrame, path, title):
+    "UMAPs of each method at page width: coloured by batch (top row) and by cell type (bottom row), legends below."
     import matplotlib.pyplot as plt
     names = [c[:-2] for c in um.columns if c.endswith('_1')]
-    nice = NICE
-    fig, axs = plt.subplots(2, len(names), figsize=(3.2 * len(names), 6.8))
+    w = 8.5 / len(names)
+    fig, axs = plt.subplots(2, len(names), figsize=(8.5, 2 * w + 3.2), squeeze=False)
     types, batches = sorted(um.cell_type.unique()), sorted(um.batch.unique())
-    tc = {t: plt.get_cmap('tab10')(i) for i, t in enumerate(types)}; bc = {t: plt.get_cmap('Set1')(i) for i, t in enumerate(batches)}
+    tc = {t: plt.get_cmap('tab10')(i % 10) for i, t in enumerate(types)}; bc = {t: plt.get_cmap('Set1')(i % 9) for i, t in enumerate(batches)}
     for j, n in enumerate(names):
         for i, (col, cmap) in enumerate((('batch', bc), ('cell_type', tc))):
             ax = axs[i, j]
-            ax.scatter(um[f'{n}_1'], um[f'{n}_2'], s=4, c=[cmap[v] for v in um[col]], lw=0)
-            ax.set_xticks([]); ax.set_yticks([]); ax.set_xlabel('UMAP 1', fontsize=9); ax.set_ylabel('UMAP 2', fontsize=9)
-            if i == 0: ax.set_title(nice.get(n, n), fontsize=10)
-    for i, (cmap, what) in enumerate(((bc, 'batch'), (tc, 'cell type'))):
+            ax.scatter(um[f'{n}_1'], um[f'{n}_2'], s=2, c=[cmap[v] for v in um[col]], lw=0)
+            ax.set_xticks([]); ax.set_yticks([])
+            if i == 1: ax.set_xlabel('UMAP 1', fontsize=9)
+            if j == 0: ax.set_ylabel(f"UMAP 2\n(by {col.replace('_', ' ')})", fontsize=9)
+            if i == 0: ax.set_title(NICE.get(n, n).replace(', ', ',\n').replace(' (', '\n('), fontsize=9)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout(rect=(0, 0.3, 1, 1))
+    for cmap, what, y0, nc in ((bc, 'batch', 0.2, 6), (tc, 'cell type', 0.0, 4)):
         h = [plt.Line2D([], [], marker='o', ls='', color=c, label=k) for k, c in cmap.items()]
-        axs[i, -1].legend(handles=h, title=what, loc='center left', bbox_to_anchor=(1.02, 0.5), fontsize=8, title_fontsize=9, frameon=False)
-    fig.suptitle(title, fontsize=11)
-    return savefig(fig, path)
+        fig.legend(handles=h, title=what, loc='lower center', bbox_to_anchor=(0.5, y0), ncol=nc, fontsize=8.5,
+                   title_fontsize=9, frameon=False, columnspacing=1.0, handletextpad=0.2)
+    return savefig(fig, path, bbox_inches='tight')
 
 def report(a):
     parts = sorted(p for p in OUT.glob('integration-*.csv') if not p.name.endswith('-umap.csv'))

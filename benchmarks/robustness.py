@@ -398,15 +398,17 @@ def section_budget(df):
 def plot_budget(df, path):
     import matplotlib.pyplot as plt
     ts = sorted(df.t.unique())
-    fig, axs = plt.subplots(1, len(ts), figsize=(5 * len(ts), 3.6), squeeze=False)
+    fig, axs = plt.subplots(1, len(ts), figsize=(min(8.5, 4.2 * len(ts)), 4.2), squeeze=False)  # page width
     for ax, tt in zip(axs[0], ts):
         for name, g in df[df.t == tt].groupby('classifier', sort=False):
             s = g.groupby('labels').acc.agg(['mean', 'std', 'count']).reset_index()
             err = (s['std'].fillna(0) * 100) if s['count'].max() > 1 else None
-            ax.errorbar(s['labels'] * 100, s['mean'] * 100, yerr=err, marker='o', capsize=3, label=name)
-        ax.set_xscale('log'); ax.set_xlabel('labelled training images (%)'); ax.set_ylabel('test accuracy (%)')
-        ax.set_title(f'test images at t={tt}', fontsize=9); ax.legend(fontsize=7)
-    fig.tight_layout(); savefig(fig, path, dpi=120)
+            ax.errorbar(s['labels'] * 100, s['mean'] * 100, yerr=err, marker='o', ms=4, capsize=3, label=name)
+        ax.set_xscale('log'); ax.set_xlabel('labelled training images (%)', fontsize=9); ax.set_ylabel('test accuracy (%)', fontsize=9)
+        ax.set_title(f'test images at t={tt}', fontsize=9); ax.tick_params(labelsize=8)
+    h, l = axs[0, 0].get_legend_handles_labels()
+    fig.legend(h, l, loc='lower center', ncol=3, fontsize=8.5, frameon=False)  # one legend for both panels, below them
+    fig.tight_layout(rect=(0, 0.14, 1, 1)); savefig(fig, path, dpi=120)
 
 def plot_certify(df, path):
     import matplotlib.pyplot as plt

@@ -32,12 +32,19 @@ def add_api_options(p:argparse.ArgumentParser, # parser to extend
         doc = docs.get(name) or ''
         said = re.match(r'\s*None\b', doc) or 'default' in doc  # the docment already says what the default does
         default = '' if prm.default is inspect.Parameter.empty or said else f' (default: {prm.default!r})'
+        if name in _EXAMPLES and prm.default is None: default = " (default: the package's settings)"
         flags = ['--' + name.replace('_', '-')] + (['--seed'] if name == 'random_state' else [])  # the name every CLI user tries first
         if prm.default is False:  # a switch: `--resume`, not `--resume True`
             p.add_argument(*flags, dest=name, action='store_true', default=argparse.SUPPRESS, help=(docs.get(name) or '').replace('%', '%%'))
-        else: p.add_argument(*flags, dest=name, type=str if str(prm.annotation).replace(' ', '') in ('str', 'str|None') else _literal, default=argparse.SUPPRESS,
-                             help=(docs.get(name) or '').replace('%', '%%') + default)
+        else:
+            ex = _EXAMPLES.get(name)
+            p.add_argument(*flags, dest=name, type=str if str(prm.annotation).replace(' ', '') in ('str', 'str|None') else _literal, default=argparse.SUPPRESS,
+                           metavar=_METAVARS.get(name), help=(doc.replace('%', '%%') + default + (f"; e.g. --{name.replace('_', '-')} {ex}" if ex else '')))
     return p
+
+_METAVARS = {'encoder': 'KEY=VALUE,...', 'views': 'KEY=VALUE,...', 'gen': 'KEY=VALUE,...', 'loss': 'KEY=VALUE,...', 'epochs': 'E1,M,E2'}
+_EXAMPLES = {'encoder': 'bs=256,lr=1e-3', 'views': 'k=15,lam=0.3', 'gen': 'steps=5,sampler=ddim', 'loss': 'kind=ntxent'}  # shown in --help
+
 
 # %% ../nbs/25_cli.ipynb #2f1a5c3f
 def _parser():

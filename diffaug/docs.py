@@ -101,6 +101,7 @@ class DocRenderer(MarkdownRenderer):
     def _repr_markdown_(self):
         doc = '---\n\n'
         src = _source_url(self.fn)
+        if src and src.endswith('#LNone'): src = src[:-len('#LNone')]  # nbdev found the file but not the line
         if src: doc += f'[source]({src}){{target="_blank" style="float:right; font-size:smaller"}}\n\n'
         doc += f"{'#' * self.title_level} {self.nm}\n\n"
         doc += f"```python\n{api_signature(self.sym, self.nm)}\n```\n\n"

@@ -4,7 +4,7 @@
 
 # %% ../nbs/24_report.ipynb #301859bd
 from __future__ import annotations
-import math, time
+import math, time, warnings
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,11 +27,17 @@ def savefig(fig, # matplotlib figure
             path:str|Path, # file to write (atomically; the format is its suffix, folders are created)
             dpi:int=110, # resolution
             close:bool=True, # close `fig` after saving
+            check:bool=True, # warn when the figure would be hard to read at page width (`docs.check_figure`)
             **kwargs, # more arguments of `fig.savefig` (default `bbox_inches='tight'`)
            ) -> str:
     "Save `fig` atomically and close it; returns the file name, for a Markdown link."
     import matplotlib.pyplot as plt
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    if check:
+        from diffaug.docs import check_figure
+        probs = check_figure(fig, dpi=dpi)
+        if probs: warnings.warn(f"{path.name} is hard to read at page width: " + '; '.join(probs[:6])
+                                + (f" (and {len(probs) - 6} more)" if len(probs) > 6 else ''), stacklevel=2)
     kwargs = dict(dict(bbox_inches='tight', format=path.suffix.lstrip('.') or 'png'), **kwargs)
     write_atomic(path, lambda p: fig.savefig(p, dpi=dpi, **kwargs))
     if close: plt.close(fig)

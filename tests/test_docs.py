@@ -146,3 +146,18 @@ def test_check_event_keywords(tmp_path):
     found = [p for p in _problems(tmp_path, sig) if 'event keywords' in p]
     assert len(found) == 1 and 'BatchLossLog' in found[0]
     assert not _problems(tmp_path, '<pre>def BatchLossLog():</pre><p>restore it in <code>after_cancel_fit</code></p>')
+
+def test_run_notebooks_checks_figures(monkeypatch):
+    "Every figure a notebook draws is checked as it is rendered; the problems name the cell."
+    import io, matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    from matplotlib.backend_bases import FigureCanvasBase
+    import run_notebooks
+    monkeypatch.setattr(FigureCanvasBase, 'print_figure', FigureCanvasBase.print_figure)  # restored after the test
+    monkeypatch.setattr(run_notebooks, 'FIGURE_PROBLEMS', [])
+    run_notebooks.check_rendered_figures(['demo.ipynb, cell 3'])
+    fig, ax = plt.subplots(figsize=(4, 3)); ax.plot([0, 1], label='a'); ax.legend(fontsize=5)
+    fig.savefig(io.BytesIO(), format='png'); plt.close(fig)
+    assert "demo.ipynb, cell 3: legend text 'a' is 5.2 pt on the page (at least 8)" in run_notebooks.FIGURE_PROBLEMS
+    assert 'demo.ipynb, cell 3: plot 1: no x label' in run_notebooks.FIGURE_PROBLEMS
