@@ -133,7 +133,10 @@ def check_figure(fig, # matplotlib figure, as it will be saved
     from matplotlib.image import AxesImage
     from matplotlib.collections import Collection
     dpi = dpi or fig.dpi
-    width_px = fig.get_figwidth() * dpi
+    width_in = fig.get_figwidth()
+    try: width_in = max(width_in, fig.get_tightbbox(fig.canvas.get_renderer()).width)  # legends outside the axes widen a tight save
+    except Exception: pass
+    width_px = width_in * dpi
     factor = dpi / 96 * min(1., page_px / width_px)
     probs = []
     def small(t, what):

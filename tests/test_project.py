@@ -122,7 +122,7 @@ def _library_imports():
     return graph, private
 
 LAYERS = {  # bottom to top; a module imports only from its own layer or the ones listed before it
-    'foundation': ['distributed', 'core', 'streaming', 'io', 'learner', 'trunks'],
+    'foundation': ['distributed', 'core', 'streaming', 'io', 'learner', 'trunks', 'docs'],
     'diffusion': ['schedule', 'nets', 'denoiser', 'training', 'sampling'],
     'data': ['datasets', 'rows', 'corruptions'],
     'method A': ['encoder', 'losses', 'augment', 'contrastive', 'tl'],
@@ -171,10 +171,11 @@ def test_results_index_lists_every_file():
     assert not variants, f'variant file names (rerun over the current file, or give the configuration a plain tag): {variants}'
 
 def test_api_notebooks_are_small_and_in_reading_order():
-    "API notebooks stay under 200 KB (outputs included) and their numbers follow the sidebar's reading order."
+    """API notebooks stay under 400 KB (outputs included: their figures are saved at 1x, page width, as the docs show
+    them) and their numbers follow the sidebar's reading order."""
     import yaml
-    big = {p.name: p.stat().st_size // 1024 for p in (ROOT / 'nbs').glob('[0-9]*.ipynb') if p.stat().st_size > 200 * 1024}
-    assert not big, f'API notebooks over 200 KB (KB): {big}; shrink their figures or move the gallery to a tutorial'
+    big = {p.name: p.stat().st_size // 1024 for p in (ROOT / 'nbs').glob('[0-9]*.ipynb') if p.stat().st_size > 400 * 1024}
+    assert not big, f'API notebooks over 400 KB (KB): {big}; shrink their figures or move the gallery to a tutorial'
     def entries(node):
         if isinstance(node, str): yield node
         elif isinstance(node, dict): yield from entries(node.get('contents', []))

@@ -63,14 +63,14 @@ def sidebar(nbs: Path):
         out.append((sec['section'], [p for i, p in enumerate(pages) if p not in pages[:i]]))
     return out
 
-CSS = """body{font-family:system-ui,sans-serif;margin:0;display:flex}nav{width:200px;min-height:100vh;background:#f4f6f8;
+CSS = """body{font-family:system-ui,sans-serif;margin:0;display:flex}nav{width:180px;min-height:100vh;background:#f4f6f8;
 padding:1rem;font-size:14px;flex-shrink:0}nav h4{margin:1rem 0 .3rem;color:#555}nav a{display:block;color:#1a5fb4;
-text-decoration:none;padding:2px 0}nav a.cur{font-weight:bold}main{padding:1rem 1.5rem;max-width:1000px;min-width:0;
+text-decoration:none;padding:2px 0}nav a.cur{font-weight:bold}main{padding:1rem 1rem;max-width:1000px;min-width:0;
 flex:1;overflow-x:auto}.jp-Cell,.jp-InputArea,.jp-OutputArea,.jp-Cell-inputWrapper{min-width:0}
-.jp-InputArea-editor,.jp-OutputArea-output{overflow-x:auto}.jp-InputArea-editor pre{white-space:pre-wrap;overflow-wrap:anywhere}body.srcpage main{max-width:none}.jp-InputPrompt,.jp-OutputPrompt{display:none}.description{font-style:italic;font-size:125%;
+.jp-InputArea-editor,.jp-OutputArea-output{overflow-x:auto}.jp-InputArea-editor pre{white-space:pre-wrap;overflow-wrap:anywhere}.jp-OutputArea-output{padding-left:0;margin-left:0}.jp-RenderedImage img{max-width:100%;height:auto}body.srcpage main{max-width:none}.jp-InputPrompt,.jp-OutputPrompt{display:none}.description{font-style:italic;font-size:125%;
 opacity:.7}#search{width:100%;box-sizing:border-box;margin:.6rem 0 0;padding:4px 6px;font-size:14px}
 #search-results{list-style:none;margin:.3rem 0;padding:0;background:#fff}#search-results li{padding:3px 4px;
-border-bottom:1px solid #e3e6ea}#search-results small{display:block;color:#666}aside.toc{width:190px;flex-shrink:0;
+border-bottom:1px solid #e3e6ea}#search-results small{display:block;color:#666}aside.toc{width:160px;flex-shrink:0;
 font-size:13px;padding:1rem .5rem;position:sticky;top:0;align-self:flex-start;max-height:100vh;overflow-y:auto}
 aside.toc a{display:block;color:#1a5fb4;text-decoration:none;padding:2px 0}aside.toc a.h3{padding-left:.9rem}
 aside.toc b{display:block;margin-bottom:.3rem}.pagenav{display:flex;justify-content:space-between;margin:3rem 0 1rem;
@@ -145,6 +145,7 @@ def _apply_directives(nb):
                 c.metadata['summary'] = opts.get('code-summary', 'Code').strip('"\'')
             c.source = '\n'.join(l for l in c.source.splitlines() if not l.lstrip().startswith('#|')).strip()
             if opts.get('echo') == 'false' or not c.source: c.metadata.setdefault('tags', []).append('remove_input')
+            if opts.get('output') == 'false': c.outputs = []
             for o in c.get('outputs', []):
                 md = o.get('data', {}).get('text/markdown')
                 if md: o['data']['text/markdown'] = re.sub(r'\]\(([^)]+)\)\{[^}]*\}', r'](\1)', md)

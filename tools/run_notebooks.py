@@ -40,12 +40,13 @@ def run(path: Path, force=(), where=None):
         d = extract_directives(cell, remove=False)
         if d.get('eval:', [''])[0].lower() == 'false': return True
         return bool(skip & d.keys())
-    sh = CaptureShell(path)
+    sh = CaptureShell(path, mpl_format="png")  # 1x PNG: the size a reader sees, the size the figure check assumes, 4x smaller files
     t0 = time.time()
     with working_directory(path.parent): sh.run_all(nb, exc_stop=True, preproc=_skip)
     for c in nb.cells:
         if c.cell_type == 'code' and c.get('outputs'):
             c.outputs = [o for o in c.outputs if not (o.get('output_type') == 'stream' and o.get('name') == 'stderr')]
+            if extract_directives(c, remove=False).get('output:', [''])[0].lower() == 'false': c.outputs = []  # as quarto hides them
     write_nb(nb, path)
     return time.time() - t0
 
