@@ -287,7 +287,7 @@ def report(a):
     for (ds, nb, st), d in df.groupby(['data', 'n_batches', 'strength'], sort=True):
         seeds = sorted(d.seed.unique())
         where = '' if ds == 'pbmc' else f"synthetic atlas of {ds[5:]} cells, "
-        lines += [f"## {where}{nb} batches, strength {st} ({len(seeds)} seeds: {', '.join(map(str, seeds))})", '']
+        lines += [f"## {where}{nb} batches, strength {st} ({len(seeds)} seed{'s' if len(seeds) > 1 else ''}: {', '.join(map(str, seeds))})", '']
         notes = []
         if 'scib_cells' in d and d['scib_cells'].notna().any():
             notes.append(f"scib-metrics scored on {int(d['scib_cells'].dropna().iloc[0]):,} randomly chosen cells per seed (the same cells for every method; "
@@ -295,13 +295,13 @@ def report(a):
         if 'scvi_epochs' in d and d['scvi_epochs'].notna().any():
             notes.append(f"scVI trained for {int(d['scvi_epochs'].dropna().iloc[0])} epochs")
         missing = [NICE.get(m, m) for m in METHODS if m not in set(d.method) and m not in ('diffaug_refmap',)]
-        if missing: notes.append(f"not run at this size: {', '.join(missing)}")
+        if missing: notes.append(f"not run at this size: {'; '.join(missing)}")
         if notes: lines += ['Settings: ' + '; '.join(notes) + '.', '']
         g = d.groupby('method', sort=False)
         tab = pd.DataFrame(index=[m for m in METHODS if m in g.groups])
         for col, nm in SHOW:
             mu, sd = g[col].mean(), g[col].std(ddof=1)
-            tab[nm] = [f"{100 * mu[m]:.1f} ± {100 * sd[m]:.1f}" if pd.notna(mu.get(m)) else '' for m in tab.index]
+            tab[nm] = [('' if pd.isna(mu.get(m)) else f"{100 * mu[m]:.1f}" if pd.isna(sd.get(m)) else f"{100 * mu[m]:.1f} ± {100 * sd[m]:.1f}") for m in tab.index]
         tab['fit seconds'] = [f"{g['seconds'].mean()[m]:.0f}" for m in tab.index]
         lines += [md_table(tab.reset_index(names='method')), '']
         comp = d[~d.method.isin(['pca_nobatch', 'diffaug_refmap'])]
@@ -316,7 +316,10 @@ def report(a):
                          f"(uncorrected PCA {100 * mean.loc['pca', 'batch_correction']:.1f}), bio conservation {100 * db['bio_conservation']:.1f} "
                          f"against {100 * ref:.1f} for PCA without batch effects ({100 * (db['bio_conservation'] - ref):+.1f} points).")
         lines += [' '.join(words), '']
-        for subj in [m for m in ('diffaug_batch', 'diffaug_offset') if m in g.groups]:
+        if d.seed.nunique() < 2:
+            lines += ['One seed: the differences between rows are single values, with no paired test; more seeds are needed to '
+                      'say which differences hold.', '']
+        for subj in [m for m in ('diffaug_batch', 'diffaug_offset') if m in g.groups and d.seed.nunique() >= 2]:
             lines += [f"Paired differences, {NICE[subj]} minus each row (points; sign count = seeds where it is higher; "
                       f'p = exact two-sided sign-flip permutation test over seeds, whose smallest possible value at {d.seed.nunique()} seeds is {2 / 2 ** d.seed.nunique():g}):', '']
             pr = []
