@@ -112,9 +112,15 @@ class DocRenderer(MarkdownRenderer):
 # %% ../nbs/28_docs.ipynb #f18d703f
 def _is_cbar(ax) -> bool: return getattr(ax, '_colorbar', None) is not None
 
+_GRAYS = ('gray', 'Greys', 'binary', 'bone')
+
 def _is_picture(ax) -> bool:
-    "An image shown as a picture: the axes holds images and no ticks on either axis (a framed thumbnail)."
-    return bool(ax.images) and not len(ax.get_xticks()) and not len(ax.get_yticks())
+    """An image shown as a picture: the axes holds images and no ticks on either axis (a framed thumbnail), or
+    grey-scale images with ticks on one axis at most (a grid of digits with its classes along the side)."""
+    if not ax.images: return False
+    nx, ny = len(ax.get_xticks()), len(ax.get_yticks())
+    gray = all(im.get_cmap().name.removesuffix('_r') in _GRAYS for im in ax.images)
+    return (not nx and not ny) or (gray and (not nx or not ny))
 
 def _words(labels) -> bool:
     "True when tick labels are words (categories), not numbers."

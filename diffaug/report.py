@@ -522,10 +522,10 @@ def demo_classify(out:Path, # folder to write into
     nde = len(xte) if cfg['n_de'] is None else min(cfg['n_de'], len(xte))
     # figures: guided samples with class labels, robustness as grouped bars with binomial intervals
     k = cfg['n_per_class']
-    fig, axs = plt.subplots(1, len(grids), figsize=(0.55 * k * len(grids) + 1.5, 5.2), squeeze=False)
+    fig, axs = plt.subplots(1, len(grids), figsize=(min(8.5, 0.55 * k * len(grids) + 1.5), 5.2), squeeze=False)  # page width
     for a, (name, xs) in zip(axs[0], grids.items()):
         _show_tiles(a, tiles(xs.reshape(10, k, *xs.shape[1:]), 10, k), f"{name}\n(judge agrees: {100 * consistency[name]:.0f}%)")
-        a.set_yticks([4 + 9 * c for c in range(10)], [str(c) for c in range(10)], fontsize=8); a.set_xlabel(f'{k} samples per class', fontsize=8)
+        a.set_yticks([4 + 9 * c for c in range(10)], [str(c) for c in range(10)], fontsize=8); a.set_xlabel(f'{k} samples per class', fontsize=9)
     axs[0][0].set_ylabel('target class')
     f_guided = savefig(fig, out / 'digits_guided.png')
     conds = [('clean', 'clean')] + [(s, f'severity {s}') for s in cfg['severities']]
