@@ -319,13 +319,14 @@ def demo_diffusion(out:Path, # folder to write into
     _show_tiles(ax[0], tiles(xtr[:side * side], side, side), f'{side * side} training digits')
     for a, (k, s) in zip(ax[1:], samples.items()): _show_tiles(a, tiles(s[:side * side], side, side), f'{side * side} {k} samples')
     f_samples = savefig(fig, out / 'digits_samples.png')
-    fig, ax = plt.subplots(1, 2, figsize=(10, 3.4))
+    fig, ax = plt.subplots(1, 2, figsize=(8.5, 3.6))  # page width
     ax[0].plot(np.arange(1, len(den.batch_losses) + 1), den.batch_losses, alpha=0.6)
     ax[0].set(xlabel='training step (batch of 128)', ylabel='noise-prediction MSE', yscale='log', title='training loss')
     for col, st_, lab in [('denoiser', 'o-', 'denoiser'), ('gaussian', 's--', 'per-pixel Gaussian'), ('zero', ':', 'zero'),
                           ('x_t/a_t', '^:', 'x_t / a_t')]: ax[1].plot(rep.t, rep[col], st_, label=lab)
     ax[1].set(xlabel='diffusion step t', ylabel='MSE of the x0 estimate (pixel scale [-1, 1])', yscale='log', ylim=(1e-3, 10),
-              title='denoising error on held-out digits'); ax[1].legend(fontsize=8)
+              title='denoising error on held-out digits'); ax[1].legend(fontsize=9)
+    for a in ax: a.title.set_fontsize(10); a.xaxis.label.set_fontsize(9); a.yaxis.label.set_fontsize(9)
     f_train = savefig(fig, out / 'digits_denoiser.png')
     den.save(out / 'digits_denoiser')
     if progress: print(rep.round(4).to_string(index=False))
@@ -410,15 +411,17 @@ def demo_contrastive(out:Path, # folder to write into
     table = md_table(scores[cols] * 100, floatfmt='.1f', index=True, bold_best=True)
     if progress: print(table)
     with st('umap', 'UMAPs of the three embeddings'):
-        fig, ax = plt.subplots(1, 3, figsize=(15, 4.4))
+        fig, ax = plt.subplots(1, 3, figsize=(8.5, 3.6))  # page width, the legend below
         colors = plt.get_cmap('tab10')(np.arange(len(cats)) % 10)
         for a, (rep, title) in zip(ax, names.items()):
             sc.pp.neighbors(adata, use_rep=rep, key_added=rep, random_state=random_state)
             sc.tl.umap(adata, neighbors_key=rep, random_state=random_state)
             u = adata.obsm['X_umap']
             for i, c in enumerate(cats): a.scatter(*u[yn == i].T, s=6, color=colors[i], label=c)
-            a.set(title=f'UMAP of {title}', xlabel='UMAP 1', ylabel='UMAP 2', xticks=[], yticks=[])
-        ax[-1].legend(title='bulk_labels', fontsize=7, markerscale=2, bbox_to_anchor=(1.02, 1), loc='upper left')
+            a.set(xlabel='UMAP 1', ylabel='UMAP 2', xticks=[], yticks=[]); a.set_title(f'UMAP of {title}', fontsize=10)
+        fig.legend(*ax[0].get_legend_handles_labels(), title='bulk_labels', fontsize=8.5, title_fontsize=9, markerscale=2,
+                   ncol=3, loc='lower center', frameon=False)
+        fig.tight_layout(rect=(0, 0.3, 1, 1))
         f_umap = savefig(fig, out / 'pbmc_umaps.png')
     da, rng = models['diffaug'], np.random.default_rng(random_state)
     with st('views', f"generated views of {cfg['n_view_cells']} cells"):
@@ -433,16 +436,16 @@ def demo_contrastive(out:Path, # folder to write into
         views = da.generate_views(x[picked], n=3, random_state=random_state)
         genes = np.argsort(-x.var(0).numpy())[:40]
         gnames = [str(g) for g in adata.var_names[genes]]
-        fig, ax = plt.subplots(3, 1, figsize=(11, 6.4), sharex=True)
+        fig, ax = plt.subplots(3, 1, figsize=(8.5, 7.2), sharex=True)  # page width
         for a, i, vs in zip(ax, picked, views):
             j = int(rng.choice(np.flatnonzero(yn != yn[i])))
             rows = np.stack([x[i].numpy()[genes]] + [v[genes] for v in vs] + [x[j].numpy()[genes]])
             im = a.imshow(rows, aspect='auto', cmap='RdBu_r', vmin=-3, vmax=3, interpolation='nearest')
-            a.set_yticks(range(5), ['the cell', 'view 1', 'view 2', 'view 3', f'other: {cats[int(yn[j])]}'], fontsize=7)
-            a.set_title(f'cell {i} ({cats[int(yn[i])]}): its generated views and a random cell of another type', fontsize=8)
-        ax[-1].set_xticks(range(len(genes)), gnames, rotation=90, fontsize=6)
-        ax[-1].set_xlabel('the 40 most variable genes')
-        fig.colorbar(im, ax=ax, shrink=0.8, label='scaled expression (z-score, clipped at ±3 for display)')
+            a.set_yticks(range(5), ['the cell', 'view 1', 'view 2', 'view 3', f'other: {cats[int(yn[j])]}'], fontsize=8)
+            a.set_title(f'cell {i} ({cats[int(yn[i])]}), its views and a cell of another type', fontsize=9)
+        ax[-1].set_xticks(range(len(genes)), gnames, rotation=90, fontsize=7)
+        ax[-1].set_xlabel('the 40 most variable genes', fontsize=9)
+        fig.colorbar(im, ax=ax, shrink=0.8).set_label('scaled expression (z-score, clipped at ±3)', fontsize=9)
         f_views = savefig(fig, out / 'pbmc_generated_views.png')
     win = winners(scores, cols)
     pca_wins = [c for c in cols if 'PCA (50)' in win[c]]
