@@ -106,23 +106,28 @@ def plot_sweep(df, metrics, path):
     import matplotlib.pyplot as plt
     pf = paired_frame(df, metrics)
     by_round = pf['round'].nunique() > 1
-    fig, axs = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 3.2), squeeze=False)
-    for ax, m in zip(axs[0], metrics):
+    ncol = min(2, len(metrics)); nrow = -(-len(metrics) // ncol)
+    fig, axs = plt.subplots(nrow, ncol, figsize=(3.9 * ncol, 2.9 * nrow), squeeze=False)  # two panels a row: readable at page width
+    for ax in axs.flat[len(metrics):]: ax.set_visible(False)
+    for ax, m in zip(axs.flat, metrics):
         groups = ['dataset', 'label', 'control', 'lam'] if by_round else ['dataset', 'label', 'control']
         keys = list(pf.groupby(groups).groups)
         for k, g in pf.groupby(groups):
             x = 'round' if by_round else 'lam'
             st = g.groupby(x)[m].agg(['mean', 'std'])
             xs = st.index + (1 if by_round else 0)
-            lab = f"{k[1]} vs {k[2]}" + (f", lam {k[3]:g}" if by_round else '')
+            lab = f"{k[1]} vs {k[2]}" + (f", lambda {k[3]:g}" if by_round else '')
             line, = ax.plot(xs, st['mean'], 'o-' if k[2] == 'restart' else 's--', label=lab, ms=4)
             if len(keys) <= 4:  # bands only where they stay readable
                 ax.fill_between(xs, st['mean'] - st['std'], st['mean'] + st['std'], color=line.get_color(), alpha=0.1)
         ax.axhline(0, color='k', lw=0.8)
         if by_round: ax.set_xticks(sorted(pf['round'].unique() + 1))
-        ax.set(title=m, xlabel='M/E2 rounds' if by_round else 'lambda', ylabel='diffaug - control (points)')
-    axs[0][-1].legend(fontsize=7, loc='best')
-    fig.tight_layout(); savefig(fig, path, dpi=110)
+        ax.set(title=m, xlabel='M/E2 rounds' if by_round else 'lambda', ylabel='DiffAug - control (points)')
+    h, l = axs.flat[0].get_legend_handles_labels()
+    fig.tight_layout()
+    fig.legend(h, l, loc='upper center', bbox_to_anchor=(0.5, 0.0), ncol=2, fontsize=9, frameon=False,
+               title='label set vs control (mean over seeds' + ('' if len(keys) > 4 else ', band: ± std') + ')', title_fontsize=9)
+    savefig(fig, path, dpi=110)
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

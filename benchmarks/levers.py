@@ -32,7 +32,7 @@ import numpy as np, pandas as pd, torch
 from diffaug.contrastive import DiffAug, auto_epochs, group_settings, DEFAULT_BS
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import write_text_atomic, machine_line, paired_test, paired_words, ns_note
-from diffaug.report import md_table
+from diffaug.report import md_table, savefig
 from contrastive import load, zscore, pca
 
 SCORES = ['knn', 'linear', 'svc', 'kmeans', 'ari', 'nmi', 'bio']
@@ -164,9 +164,8 @@ def main():
 def plot(df, path, max_rows=8):
     "Grouped bars per data set: mean ± std over seeds of every score, for the baselines and (at most `max_rows`) variants."
     import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt
-    from diffaug.io import write_atomic
     dss = list(df.dataset.unique())
-    fig, axs = plt.subplots(len(dss), 1, figsize=(12, 3.4 * len(dss)), squeeze=False)
+    fig, axs = plt.subplots(len(dss), 1, figsize=(8, 3.2 * len(dss)), squeeze=False)  # page width; one legend below
     colour = {v: plt.cm.tab10(i % 10) for i, v in enumerate(dict.fromkeys(df.variant))}  # one colour per row in every panel
     for ax, ds in zip(axs[:, 0], dss):
         d = df[df.dataset == ds]
@@ -176,10 +175,14 @@ def plot(df, path, max_rows=8):
             g = d[d.variant == v][SCORES]
             ax.bar(np.arange(len(SCORES)) + (i - (len(names) - 1) / 2) * w, g.mean(), w, yerr=g.std(ddof=1).fillna(0), capsize=2, label=v, color=colour[v])
         ax.set_xticks(range(len(SCORES)), ['5-NN', 'linear', 'SVC', 'K-means', 'ARI', 'NMI', 'scib bio'])
-        ax.set_ylabel('score (points, mean ± std over seeds)'); ax.set_title(f"{ds}: {d.seed.nunique()} seeds")
-        ax.set_ylim(max(0, float(d[SCORES].min().min()) - 10), 100); ax.legend(fontsize=8, loc='upper left', bbox_to_anchor=(1.0, 1.0))
+        ax.set_ylabel('score (points)'); ax.set_title(f"{ds}: mean ± std over {d.seed.nunique()} seeds")
+        ax.set_ylim(max(0, float(d[SCORES].min().min()) - 10), 100)
     fig.tight_layout()
-    write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=110, format='png')); plt.close(fig)
+    seen = {}
+    for ax in axs[:, 0]:
+        for h, l in zip(*ax.get_legend_handles_labels()): seen.setdefault(l, h)
+    fig.legend(list(seen.values()), list(seen), loc='upper center', bbox_to_anchor=(0.5, 0.0), ncol=4, fontsize=9, frameon=False)
+    savefig(fig, path, dpi=110)
 
 def report(df, a) -> str:
     "Mean per variant, and the paired difference of every variant against `base` and against PCA, per data set."
