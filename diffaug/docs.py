@@ -5,11 +5,13 @@
 # %% ../nbs/28_docs.ipynb #c334a0f3
 from __future__ import annotations
 import inspect, re
+from pathlib import Path
 import numpy as np
 from fastcore.docments import docments, MarkdownRenderer
 
 # %% auto #0
-__all__ = ['HIDDEN_PARAMS', 'api_params', 'api_signature', 'param_table', 'DocRenderer', 'check_figure']
+__all__ = ['HIDDEN_PARAMS', 'RESULTS', 'api_params', 'api_signature', 'param_table', 'DocRenderer', 'check_figure',
+           'result_markdown', 'show_result']
 
 # %% ../nbs/28_docs.ipynb #440c7b6f
 HIDDEN_PARAMS = ('removed',)  # catch-alls for the keywords of earlier versions: refused at run time, not part of the API
@@ -185,3 +187,31 @@ def check_figure(fig, # matplotlib figure, as it will be saved
                 probs.append(f"{ax.get_title() or f'plot {i + 1}'}: colour encodes values ({m.get_cmap().name}) but there is no colour bar")
                 break
     return probs
+
+# %% ../nbs/28_docs.ipynb #f2e6d29d
+RESULTS = Path(__import__('diffaug').__file__).resolve().parent.parent / 'benchmarks' / 'results'  # in a source checkout
+
+def result_markdown(path:str|Path, # a report written by a benchmark script (`.md`)
+                    sections:list|None=None, # keep only the `## ` sections whose titles start with one of these (default: all)
+                    depth:int=3, # heading level the report's `## ` sections get on the page
+                   ) -> str:
+    "The Markdown of a benchmark report as a results page shows it: chosen sections, no title, no image links, headings moved down."
+    text = re.sub(r'!\[[^\]]*\]\([^)]*\)\n?', '', Path(path).read_text())
+    if sections:
+        parts = re.split(r'(?m)^(?=## )', text)
+        text = ''.join(p for p in parts if p.startswith('# ') or not p.startswith('#') or any(p.startswith('## ' + s) for s in sections))
+    text = re.sub(r'(?m)^# .*\n', '', text, count=1)
+    text = re.sub(r'(?m)^(#+) ', lambda m: '#' * (depth - 2 + len(m.group(1))) + ' ', text)
+    return re.sub(r'\n{3,}', '\n\n', text).strip() + '\n'
+
+def show_result(name:str, # file name of the report in `folder`, e.g. `'integration.md'`
+                sections:list|None=None, # as in `result_markdown`
+                folder:str|Path|None=None, # default: the source repository's `benchmarks/results`
+               ):
+    "Display a benchmark report and its figure (the `.png` of the same name), or say that this installation has none."
+    from IPython.display import Image, Markdown, display
+    f = Path(folder or RESULTS) / name
+    if not f.exists():
+        display(Markdown('*This report is written by the benchmark scripts of the source repository; it is not in this installation.*')); return
+    display(Markdown(result_markdown(f, sections)))
+    if f.with_suffix('.png').exists(): display(Image(str(f.with_suffix('.png'))))
