@@ -17,8 +17,13 @@ __all__ = ['MLPEncoder', 'ProjectionHead', 'EncoderHead', 'make_encoder_head']
 def _mlp_block(n_in, n_out, slope):
     return [nn.Linear(n_in, n_out), nn.LeakyReLU(slope), nn.BatchNorm1d(n_out)]
 
+class _Layers(nn.Sequential):
+    "A stack of layers whose slices are plain `nn.Sequential`s (the subclasses' constructors take widths, not layers)."
+    def __getitem__(self, idx):
+        return nn.Sequential(*list(self._modules.values())[idx]) if isinstance(idx, slice) else super().__getitem__(idx)
+
 # %% ../nbs/14_encoder.ipynb #a2db4f65
-class MLPEncoder(nn.Sequential):
+class MLPEncoder(_Layers):
     "The DiffAug reference encoder: blocks of `Linear -> LeakyReLU -> BatchNorm1d` from `in_dim` to `out_dim`."
     def __init__(self,
                  in_dim:int, # number of input features D
@@ -39,7 +44,7 @@ class MLPEncoder(nn.Sequential):
         return super().forward(x)
 
 # %% ../nbs/14_encoder.ipynb #4f3c09bd
-class ProjectionHead(nn.Sequential):
+class ProjectionHead(_Layers):
     "DiffAug projection head: `Linear -> LeakyReLU -> BatchNorm1d` hidden blocks, then `Linear -> BatchNorm1d`."
     def __init__(self,
                  in_dim:int=50, # size of the code z
