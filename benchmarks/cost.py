@@ -184,7 +184,9 @@ def main():
         if c in show: show[c] = show[c].map(lambda v: '' if pd.isna(v) else f"{v:.1f}")
     show['peak_gib'] = show['peak_gib'].map(lambda v: '' if pd.isna(v) else f"{v:.2f}")
     show['load'] = show['load'].map(lambda v: '' if pd.isna(v) else f"{v:.1f}")
-    lines += [md_table(show.fillna('')), '']
+    show = show.fillna('')
+    show = show[[c for c in show if (show[c].astype(str).str.strip() != '').any()]]  # no empty columns (e.g. 'error' when every run succeeded)
+    lines += [md_table(show), '']
     words = []
     for n, d in df.groupby('cells'):
         d = d.set_index('method')

@@ -207,11 +207,12 @@ def result_markdown(path:str|Path, # a report written by a benchmark script (`.m
 def show_result(name:str, # file name of the report in `folder`, e.g. `'integration.md'`
                 sections:list|None=None, # as in `result_markdown`
                 folder:str|Path|None=None, # default: the source repository's `benchmarks/results`
+                depth:int=3, # as in `result_markdown`
                ):
     "Display a benchmark report and its figure (the `.png` of the same name), or say that this installation has none."
     from IPython.display import Image, Markdown, display
     f = Path(folder or RESULTS) / name
     if not f.exists():
         display(Markdown('*This report is written by the benchmark scripts of the source repository; it is not in this installation.*')); return
-    display(Markdown(result_markdown(f, sections)))
+    display(Markdown(result_markdown(f, sections, depth)))
     if f.with_suffix('.png').exists(): display(Image(str(f.with_suffix('.png'))))
