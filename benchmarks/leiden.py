@@ -111,9 +111,9 @@ def report(df:pd.DataFrame):
         lines += [f"At resolution 1.0 PCA-50 gives {pca1:.1f} clusters and DiffAug {at1['DiffAug'].mean():.1f} "
                   f"({'DiffAug splits more' if at1['DiffAug'].mean() > pca1 + 0.5 else 'about as many' if abs(at1['DiffAug'].mean() - pca1) <= 0.5 else 'DiffAug splits less'}); "
                   f"DiffAug gives about as many clusters as PCA's 1.0 at resolution {near} ({da_mean[near]:.1f}).", '',
-                  f"Best ARI over the sweep: DiffAug {100 * best['DiffAug'].mean():.1f}, PCA-50 {100 * best['PCA-50'].mean():.1f} "
+                  f"Best ARI over the sweep (the best resolution of each seed, averaged over seeds): DiffAug {100 * best['DiffAug'].mean():.1f}, PCA-50 {100 * best['PCA-50'].mean():.1f} "
                   f"(DiffAug - PCA {100 * tb['mean']:+.1f} ± {100 * tb['sd']:.1f}, {tb['wins']}/{tb['n']} seeds, p = {tb['p']:.2f}: {verdict(tb, False)}). "
-                  f"At the resolution whose number of clusters is nearest the {n_types[ds]} cell types: DiffAug {100 * mt['DiffAug'].mean():.1f}, "
+                  f"At the resolution whose number of clusters is nearest the {n_types[ds]} cell types (chosen in each seed): DiffAug {100 * mt['DiffAug'].mean():.1f}, "
                   f"PCA-50 {100 * mt['PCA-50'].mean():.1f} ({100 * tm['mean']:+.1f} ± {100 * tm['sd']:.1f}, {tm['wins']}/{tm['n']} seeds).", '']
         for m, c in (('PCA-50', 'tab:blue'), ('DiffAug', 'tab:orange')):
             t = tab[tab.method == m]
