@@ -99,7 +99,7 @@ def machine_line(threads:int|None=None) -> str:
     "The machine sentence of a report header; `threads` defaults to torch's current CPU thread count."
     import torch
     if threads is None: threads = torch.get_num_threads()
-    return f"Machine: {platform.machine()} CPU, {threads} torch thread(s), torch {torch.__version__}."
+    return f"Machine: {platform.machine()} CPU, {threads} torch thread{'s' if threads != 1 else ''}, torch {torch.__version__}."
 
 def write_text_atomic(path, text:str, encoding:str='utf-8') -> Path:
     "Write `text` to `path` (folders created) through a temporary file and `os.replace` (`diffaug.io.write_atomic`)."

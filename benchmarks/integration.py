@@ -276,13 +276,15 @@ def report(a):
     if 'data' not in df: df['data'] = 'pbmc'
     df['data'] = df['data'].fillna('pbmc')
     lines = ['# Batch integration on semi-synthetic atlases (pbmc68k_reduced cells, simulated batches)', '',
-             f"Written by `benchmarks/integration.py` ({machine_line(1)} under the load of other jobs). Every method sees the same cells "
-             f"(700 real PBMCs; batches, make-up and batch effects drawn anew per seed by `diffaug.datasets.simulate_batches`). "
+             f"Written by `benchmarks/integration.py` ({machine_line(1)[:-1]}, under the load of other jobs). Within a configuration every method "
+             f"sees the same cells: 700 real PBMCs of pbmc68k_reduced, or a synthetic atlas (sections named so), split into batches whose "
+             f"make-up and batch effects are drawn anew per seed by `diffaug.datasets.simulate_batches`. "
              f"scib-metrics' Benchmarker, unscaled (total = 0.6 bio conservation + 0.4 batch correction); label transfer: 15-NN from the "
              f"reference batches to the held-out last batch. Mean ± sd over seeds; `pca_nobatch` is PCA of the same cells without batch "
              f"effects, the reference for bio conservation, not a competitor. `diffaug_refmap` was trained without the held-out batch "
              f"(scored for label transfer only). The design of DiffAug's batch path was chosen on 3 batches, strength 1.0, seed 0; "
-             f"everything else is held out.", '']
+             f"everything else is held out.", '',
+             'Rows: ' + '; '.join(f"`{k}`: {v}" for k, v in NICE.items()) + '.', '']
     figs = []
     for (ds, nb, st), d in df.groupby(['data', 'n_batches', 'strength'], sort=True):
         seeds = sorted(d.seed.unique())
@@ -294,8 +296,8 @@ def report(a):
                          f"label transfer on all cells)")
         if 'scvi_epochs' in d and d['scvi_epochs'].notna().any():
             notes.append(f"scVI trained for {int(d['scvi_epochs'].dropna().iloc[0])} epochs")
-        missing = [NICE.get(m, m) for m in METHODS if m not in set(d.method) and m not in ('diffaug_refmap',)]
-        if missing: notes.append(f"not run at this size: {'; '.join(missing)}")
+        missing = [m for m in METHODS if m not in set(d.method) and m not in ('diffaug_refmap',)]
+        if missing: notes.append("not run at this size: " + ', '.join(f"`{m}`" for m in missing))
         if notes: lines += ['Settings: ' + '; '.join(notes) + '.', '']
         g = d.groupby('method', sort=False)
         tab = pd.DataFrame(index=[m for m in METHODS if m in g.groups])
