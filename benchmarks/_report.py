@@ -10,11 +10,11 @@ A script in this folder imports them after putting its own folder on the path, s
 
   summarise(df, by, value)      mean, std (ddof=1) and count of one column over seeds, per setting
   pm(summary, scale=100.)       'mean ± std' strings of a `summarise` frame; a single seed shows its value alone
-  machine_line(threads=None)    'Machine: <arch> CPU, <n> torch thread(s), torch <version>.' for report headers
+  machine_line(threads=None)    'Machine: <arch> CPU, <n> torch threads, torch <version>.' for report headers
   write_text_atomic(path, text) write a file through a temporary file in the same folder and os.replace (diffaug.io)
   positive_int, setting_arg     argparse types: a whole number >= 1; `--set KEY=VALUE` with a JSON value
-  paired_test(a, b)             paired differences a - b over seeds: mean, sd, sign count, exact sign-flip p
-  paired_words(...)             that result as table text: '+1.2 ± 0.8 (4/5, p = 0.19)'; mark=True adds ', n.s.'
+  paired_test(a, b)             (from diffaug.report) paired differences a - b over seeds: mean, sd, wins, exact sign-flip p
+  paired_words(...)             (from diffaug.report) that result as table text: '+1.2 ± 0.8 (4/5, p = 0.19)'
   verdict(t)                    'significant at 6 seeds (p = 0.031)' or 'not significant at 5 seeds (p = 0.19)'
   paired_series(a, b)           paired_test of two per-seed Series on their common seeds
   mean_sd(values)               'mean ± sd' of per-seed values (one value alone)
@@ -31,11 +31,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from diffaug.io import write_atomic
+from diffaug.report import paired_test, paired_words, ALPHA  # the library's exact sign-flip test (one definition)
 
 __all__ = ['summarise', 'pm', 'machine_line', 'write_text_atomic', 'positive_int', 'setting_arg', 'paired_test', 'paired_words',
            'verdict', 'ns_note', 'ALPHA', 'paired_series', 'mean_sd']
 
-ALPHA = 0.05  # the level every report calls significant (two-sided)
 
 def summarise(df:pd.DataFrame, by:list, value:str) -> pd.DataFrame:
     "Mean, std (ddof=1) and count `n` of column `value` for each setting given by the columns `by` (NaN keys kept, input order)."
@@ -51,29 +51,6 @@ def pm(summary:pd.DataFrame, scale:float=100., fmt:str='.1f') -> list:
         if n < 2 or np.isnan(s): out.append(f"{m * scale:{fmt}} (1 seed)")
         else: out.append(f"{m * scale:{fmt}} ± {s * scale:{fmt}}")
     return out
-
-def paired_test(a, b) -> dict:
-    """Paired differences `a - b` (one value per seed, same seeds in the same order): their mean, sd (ddof=1), the
-    number of seeds where `a` is higher, `n`, and the exact two-sided sign-flip permutation p (all 2^n sign patterns;
-    the smallest p possible is 2 / 2^n, 0.0625 for 5 seeds)."""
-    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
-    d = d[~np.isnan(d)]
-    n = len(d)
-    if n == 0: return dict(mean=np.nan, sd=np.nan, wins=0, n=0, p=np.nan)
-    signs = np.array(np.meshgrid(*[[-1., 1.]] * n)).reshape(n, -1).T
-    p = float((np.abs((signs * d).mean(1)) >= abs(d.mean()) - 1e-12).mean())
-    return dict(mean=float(d.mean()), sd=float(d.std(ddof=1)) if n > 1 else np.nan, wins=int((d > 0).sum()), n=n, p=p)
-
-def paired_words(t:dict, scale:float=100., fmt:str='+.1f', mark:bool=False) -> str:
-    """A `paired_test` result as table text, e.g. '+1.2 ± 0.8 (4/5, p = 0.19)'; the spread is left out for one seed.
-    `mark=True` adds ', n.s.' when p >= `ALPHA` (explain it under the table with `ns_note`)."""
-    if not t['n']: return ''
-    digits = fmt.split('.')[-1].rstrip('f') if '.' in fmt else '1'
-    sd = '' if np.isnan(t['sd']) else f" ± {t['sd'] * scale:.{digits}f}"
-    ns = ', n.s.' if mark and not t['p'] < ALPHA else ''
-    m = t['mean'] * scale
-    if abs(m) < 1e-9: m = 0.0  # no '-0.0' from rounding noise
-    return f"{m:{fmt}}{sd} ({t['wins']}/{t['n']}, p = {t['p']:.2g}{ns})"
 
 def verdict(t:dict, with_p:bool=True) -> str:
     "'significant at n seeds (p = ...)' or 'not significant at n seeds (p = ...)', for the sentences under a table."

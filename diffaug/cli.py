@@ -24,7 +24,7 @@ def add_api_options(p:argparse.ArgumentParser, # parser to extend
                     f, # function whose keyword parameters become `--options`
                     skip:tuple=(), # parameters not to offer
                    ):
-    "One `--name` option per keyword parameter of `f`, with its docment as help; only options given are forwarded."
+    "One `--name` option per keyword parameter of `f`, with its parameter comment as help; only options given are forwarded."
     docs = docments(f)
     for name, prm in inspect.signature(f).parameters.items():
         if name in skip or name == 'self' or prm.kind in (prm.VAR_POSITIONAL, prm.VAR_KEYWORD, prm.POSITIONAL_ONLY): continue

@@ -17,10 +17,11 @@ from .core import check_int, Seeds, resolve_device
 from .classifier import DE_STEPS
 
 # %% auto #0
-__all__ = ['DIGITS_PARTS', 'DIGITS_DEFAULTS', 'DEMO_DIFFUSION', 'DEMO_DIFFUSION_QUICK', 'DEMO_CONTRASTIVE',
+__all__ = ['ALPHA', 'DIGITS_PARTS', 'DIGITS_DEFAULTS', 'DEMO_DIFFUSION', 'DEMO_DIFFUSION_QUICK', 'DEMO_CONTRASTIVE',
            'DEMO_CONTRASTIVE_QUICK', 'DEMO_CLASSIFY', 'DEMO_CLASSIFY_QUICK', 'DEMO_CLASSIFY_PARTS', 'DEMO_PARTS',
-           'savefig', 'md_table', 'winners', 'wilson', 'Stages', 'digits_settings', 'DigitsRun', 'digits_experiment',
-           'digits_experiments', 'tiles', 'demo_diffusion', 'demo_contrastive', 'demo_classify', 'run_demo']
+           'savefig', 'md_table', 'winners', 'wilson', 'Stages', 'paired_test', 'paired_words', 'digits_settings',
+           'DigitsRun', 'digits_experiment', 'digits_experiments', 'tiles', 'demo_diffusion', 'demo_contrastive',
+           'demo_classify', 'run_demo']
 
 # %% ../nbs/24_report.ipynb #4391eadb
 def savefig(fig, # matplotlib figure
@@ -103,6 +104,36 @@ class Stages:
         if self.on: print(f"[{self.part} {i}/{len(self.w)}] done in {self.seconds[key]:.1f} s"
                           + (f"; about {left:.0f} s left in this part" if self.done < self.total else f"; part took {el:.0f} s"), flush=True)
 
+
+# %% ../nbs/24_report.ipynb #48f71c4e
+ALPHA = 0.05  # significance level of the paired tests
+
+def paired_test(a, # one score per seed for the first method
+                b, # the second method's scores, same seeds in the same order
+               ) -> dict:
+    "Paired differences `a - b` over seeds: `mean`, `sd` (ddof=1), `wins` (seeds where `a` is higher), `n`, exact sign-flip `p`."
+    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    d = d[~np.isnan(d)]
+    n = len(d)
+    if n == 0: return dict(mean=np.nan, sd=np.nan, wins=0, n=0, p=np.nan)
+    if n > 20: raise ValueError(f"paired_test enumerates all 2^n sign patterns; {n} paired values is too many (at most 20)")
+    signs = np.array(np.meshgrid(*[[-1., 1.]] * n)).reshape(n, -1).T
+    p = float((np.abs((signs * d).mean(1)) >= abs(d.mean()) - 1e-12).mean())
+    return dict(mean=float(d.mean()), sd=float(d.std(ddof=1)) if n > 1 else np.nan, wins=int((d > 0).sum()), n=n, p=p)
+
+def paired_words(t:dict, # a `paired_test` result
+                 scale:float=100., # multiply the differences by this (100: fractions as points)
+                 fmt:str='+.1f', # format of the mean; the sd gets the same number of decimals
+                 mark:bool=False, # add ', n.s.' when p >= `ALPHA`
+                ) -> str:
+    "A `paired_test` result as table text, e.g. '+1.2 ± 0.8 (4/5, p = 0.19)'; one seed shows no spread."
+    if not t['n']: return ''
+    digits = fmt.split('.')[-1].rstrip('f') if '.' in fmt else '1'
+    sd = '' if np.isnan(t['sd']) else f" ± {t['sd'] * scale:.{digits}f}"
+    ns = ', n.s.' if mark and not t['p'] < ALPHA else ''
+    m = t['mean'] * scale
+    if abs(m) < 1e-9: m = 0.0  # no '-0.0' from rounding noise
+    return f"{m:{fmt}}{sd} ({t['wins']}/{t['n']}, p = {t['p']:.2g}{ns})"
 
 # %% ../nbs/24_report.ipynb #37b65198
 DIGITS_PARTS = ('noise', 'guidance', 'robust', 'semisup', 'cost')

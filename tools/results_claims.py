@@ -384,7 +384,7 @@ def digits_robustness(res=None) -> str:
     t10 = _pair(acc('plain (supervised only)', 0.1), acc('da', 0.1))
     out += ['', "*Label budgets*, temporal consistency (TC) - no TC on clean test images: " + '; '.join(
                 f"{label} " + ', '.join(f"{f:.0%} labels {_d(tcs[mode, f])}" for f in fr) for mode, label in (('noisy', 'noisy'), ('da', 'DA')))
-            + f". With 10% labels a plain classifier trained on the labelled images only against the DA classifier: {_d(t10)} "
+            + f". With 10% labels, a plain classifier trained on the labelled images only minus the DA classifier (no TC), on clean test images: {_d(t10)} "
             f"({verdict(t10)}). (At t=300 the plain baseline classifies raw noisy images it was never trained on, so its low "
             "accuracy there says nothing about TC.)"]
     return '\n'.join(out)
