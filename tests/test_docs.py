@@ -161,3 +161,14 @@ def test_run_notebooks_checks_figures(monkeypatch):
     fig.savefig(io.BytesIO(), format='png'); plt.close(fig)
     assert "demo.ipynb, cell 3: legend text 'a' is 5.2 pt on the page (at least 8)" in run_notebooks.FIGURE_PROBLEMS
     assert 'demo.ipynb, cell 3: plot 1: no x label' in run_notebooks.FIGURE_PROBLEMS
+
+def test_run_notebooks_keeps_prints_of_cells_ending_in_semicolon(tmp_path):
+    "A cell that prints and ends in ';' (to hide a figure's value) keeps its printed lines, as in Jupyter."
+    import json, run_notebooks
+    nb = {"cells": [{"cell_type": "code", "execution_count": None, "id": "a1", "metadata": {}, "outputs": [],
+                     "source": ["print('hello line')\n", "x = 3\n", "x;"]}],
+          "metadata": {"kernelspec": {"display_name": "python3", "language": "python", "name": "python3"}}, "nbformat": 4, "nbformat_minor": 5}
+    f = tmp_path / 'semi.ipynb'; f.write_text(json.dumps(nb))
+    run_notebooks.run(f)
+    outs = json.loads(f.read_text())['cells'][0]['outputs']
+    assert [(o['output_type'], ''.join(o.get('text', ''))) for o in outs] == [('stream', 'hello line\n')]  # the print, no value

@@ -31,6 +31,12 @@ def check_rendered_figures(where):
         return orig(self, *args, **kw)
     FigureCanvasBase.print_figure = print_figure
 
+class Shell(CaptureShell):
+    "execnb's shell, except that a cell ending in ';' keeps what it printed (execnb drops the whole stdout; Jupyter only hides the value)."
+    def _run(self, raw_cell, *args, **kw):
+        if raw_cell.rstrip().endswith(';'): raw_cell = raw_cell.rstrip() + '\npass'  # still no value shown
+        return super()._run(raw_cell, *args, **kw)
+
 def run(path: Path, force=(), where=None):
     skip = set(get_config().get('tst_flags', '').split()) - set(force)
     nb = read_nb(path)
@@ -40,7 +46,7 @@ def run(path: Path, force=(), where=None):
         d = extract_directives(cell, remove=False)
         if d.get('eval:', [''])[0].lower() == 'false': return True
         return bool(skip & d.keys())
-    sh = CaptureShell(path, mpl_format="png")  # 1x PNG: the size a reader sees, the size the figure check assumes, 4x smaller files
+    sh = Shell(path, mpl_format="png")  # 1x PNG: the size a reader sees, the size the figure check assumes, 4x smaller files
     t0 = time.time()
     with working_directory(path.parent): sh.run_all(nb, exc_stop=True, preproc=_skip)
     for c in nb.cells:
