@@ -4,7 +4,7 @@
 
 # %% ../nbs/28_docs.ipynb #c334a0f3
 from __future__ import annotations
-import inspect, re
+import inspect, re, dataclasses
 from pathlib import Path
 import numpy as np
 from fastcore.docments import docments, MarkdownRenderer
@@ -26,6 +26,13 @@ def _fmt_anno(a) -> str:
     s = a.strip('\'"') if isinstance(a, str) else inspect.formatannotation(a)
     return re.sub(r'\s*\|\s*', ' | ', s)  # `str|None` and `str | None` alike
 
+def _factory_value(sym, name, default):
+    "A dataclass field's `default_factory()` (its signature only says `<factory>`), else `default`."
+    if dataclasses.is_dataclass(sym) and repr(default) == '<factory>':
+        f = {f.name: f for f in dataclasses.fields(sym)}.get(name)
+        if f is not None and f.default_factory is not dataclasses.MISSING: return f.default_factory()
+    return default
+
 def api_params(sym, # function, method or class (a class is documented by its `__init__`)
               ) -> list: # one dict per parameter: `name` (with `*`/`**`), `type`, `default` ('' if required), `doc`, `kind`
     "The parameters a user passes to `sym`, with their docments; `self` and `HIDDEN_PARAMS` left out."
@@ -39,7 +46,7 @@ def api_params(sym, # function, method or class (a class is documented by its `_
         star = '*' if p.kind == p.VAR_POSITIONAL else '**' if p.kind == p.VAR_KEYWORD else ''
         d = dm.get(name) or {}
         out.append(dict(name=star + name, type=_fmt_anno(p.annotation), kind=p.kind,
-                        default='' if p.default is p.empty else _fmt_default(p.default),
+                        default='' if p.default is p.empty else _fmt_default(_factory_value(sym, name, p.default)),
                         doc=' '.join((d.get('docment') or '').split())))
     return out
 
