@@ -216,7 +216,8 @@ class ImageViews:
 
 # %% ../nbs/16_augment.ipynb #1bd006f5
 _LUMA = (0.299, 0.587, 0.114)
-def gray(u:torch.Tensor) -> torch.Tensor:
+def gray(u:torch.Tensor, # images `(B, C, H, W)`, C = 1 or 3
+        ) -> torch.Tensor:
     "Luma `(B, 1, H, W)` of images `(B, C, H, W)` (RGB: ITU-R 601 weights; one channel: itself)."
     if u.shape[1] == 1: return u
     w = torch.tensor(_LUMA, dtype=u.dtype, device=u.device).view(1, 3, 1, 1)
@@ -239,7 +240,7 @@ class SSLViews:
     "The standard views of SimCLR, MoCo v2 and BYOL for image batches `(B, C, H, W)` in [-1, 1], drawn per image on the whole batch at once."
     def __init__(self, size:int|None=None, # side of the output (None: the input's)
                  scale:tuple=(0.08, 1.), # area share of the random resized crop
-                 ratio:tuple=(3 / 4, 4 / 3), # aspect-ratio range of the crop
+                 ratio:tuple=(3 / 4, 4 / 3), # aspect-ratio range of the crop (3/4 to 4/3)
                  jitter:tuple=(0.4, 0.4, 0.4, 0.1), # colour jitter strengths: brightness, contrast, saturation, hue (the last two for RGB only)
                  p_jitter:float=0.8, # probability of the colour jitter
                  p_gray:float=0.2, # probability of grayscale (RGB only)
@@ -336,7 +337,7 @@ class ViewBank:
     "Generated views, `n_views` per training item, refreshed from a conditional generator and the current codes."
     def __init__(self, n_items:int, # number of training items
                  n_views:int=1, # generated views kept per item
-                 sampler:str='ddim', # 'ddim' (fast, labelled speed-up) or 'ddpm' (reference ancestral sampler, T steps)
+                 sampler:str='ddim', # 'ddim' (deterministic, `steps` denoiser calls) or 'ddpm' (reference ancestral sampler, T calls)
                  steps:int=10, # DDIM steps (ignored by 'ddpm')
                  bs:int=1024, # items sampled per generator call
                  verbose:bool=False, # print a line per refresh
@@ -378,7 +379,8 @@ class ViewBank:
         if self.verbose: print(f"view bank refreshed: {n}x{self.n_views} views, {self.sampler.upper()}-{steps}, {time.time() - t0:.2f}s")
         return self
 
-    def set_shape(self, shape:tuple):
+    def set_shape(self, shape:tuple, # shape of one item, e.g. `(2000,)`
+                 ):
         "Shape of one item, needed when the denoiser has no prior to read it from."
         self._shape = tuple(shape); return self
 
@@ -418,11 +420,14 @@ class GeneratedViews:
         if n_items < 1: raise ValueError(f"n_items must be >= 1, got {n_items}")
         self.n_items, self.n_views, self.sampler, self.steps = n_items, 1, sampler, steps
         self.denoiser = self.codes = self.base = None; self.log, self.offsets = [], False
-    def set_shape(self, shape:tuple): self._shape = tuple(shape); return self
+    def set_shape(self, shape:tuple, # shape of one item, e.g. `(2000,)`
+                 ):
+        "Shape of one item, needed when the denoiser has no prior to read it from."
+        self._shape = tuple(shape); return self
     def refresh(self, denoiser:Denoiser, # conditional generator
                 codes:torch.Tensor, # codes of the training items `(n_items, k)`
                 generator:torch.Generator|None=None, # unused: views are drawn in `draw`
-                progress:bool=False,
+                progress:bool=False, # unused: views are drawn in `draw`
                 base:torch.Tensor|None=None, # a reference condition per item: draws are then offsets (see `paired_draw`)
                ) -> GeneratedViews:
         "Keep the generator and the items' codes (and `base`) for later draws."

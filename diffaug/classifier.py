@@ -324,7 +324,8 @@ def fit_classifier(x, # training images `(N, C, H, W)` in [-1, 1]
 # %% ../nbs/19_classifier.ipynb #b345266f
 DE_STEPS = tuple(range(0, 500, 50))
 
-def model_of(learn) -> nn.Module:
+def model_of(learn, # a fastai Learner, a `LoadedClassifier` or a torch module
+            ) -> nn.Module:
     "The torch module of a fastai `Learner`, a `LoadedClassifier` or a module."
     m = learn if isinstance(learn, nn.Module) else getattr(learn, 'model', learn)
     if not isinstance(m, nn.Module): raise TypeError(f"expected a fastai Learner, a `LoadedClassifier` or a torch module, got {type(learn).__name__}")
@@ -385,7 +386,12 @@ def predict_proba(learn, # a Learner from `fit_classifier` (or any classifier Le
 # %% ../nbs/19_classifier.ipynb #37fd51e8
 class LoadedClassifier:
     "A loaded classifier: `model`, `mode`, `schedule`, `denoiser`, `n_classes`, `t_max` (what `predict_proba` reads)."
-    def __init__(self, model, mode, schedule, denoiser, t_max):
+    def __init__(self, model:nn.Module, # the classifier module
+                 mode:str, # 'plain', 'diffaug', 'noisy' or 'da'
+                 schedule:Schedule|None, # its noise schedule
+                 denoiser:Denoiser|None, # its denoiser (for 'da' and 'diffaug')
+                 t_max:int|None, # largest diffusion step of its training inputs or DiffAug views
+                ):
         self.model, self.mode, self.schedule, self.denoiser, self.t_max = model, mode, schedule, denoiser, t_max
         self.n_classes = model.n_classes
     def __repr__(self): return f"LoadedClassifier(mode={self.mode!r}, n_classes={self.n_classes})"

@@ -195,12 +195,12 @@ def auto_epochs(n:int, # number of training items
 @dataclass(kw_only=True)
 class EncoderSettings:
     "The semantic encoder and its training in the E phases."
-    bs:int|None=None # batch size (default `min(DEFAULT_BS, ceil(N/2))`; earlier versions used `min(500, ceil(N/2))`)
+    bs:int|None=None # batch size (None: `min(DEFAULT_BS, ceil(N/2))`)
     lr:float=DEFAULT_LR # learning rate (AdamW)
     wd:float=DEFAULT_WD # weight decay
     keep_opt:bool=False # carry AdamW's state from one encoder phase to the next (False: a fresh optimiser per phase)
     schedule:str='constant' # learning rate within each encoder phase: 'constant', or 'one_cycle' (warm-up, then cosine annealing: the SSL practice)
-    net:dict=field(default_factory=dict) # extra arguments of `make_encoder_head`, e.g. `{'width': 16}` for images
+    net:dict=field(default_factory=dict) # extra arguments of `make_encoder_head`, e.g. `{'width': 16}` for images (default: empty)
 
 @dataclass(kw_only=True)
 class ViewSettings:
@@ -209,7 +209,7 @@ class ViewSettings:
     n_pcs:int=50 # PCA components of the kNN graph
     k_mnn:int=20 # with batches: neighbours searched in each other batch for mutual pairs (see `augment.mnn_graph`)
     lam:float=DEFAULT_LAM # probability that an E2 view is a generated one
-    scaler:dict=field(default_factory=dict) # arguments of the `VectorScaler` of vector data, e.g. `{'clip': 10}` (empty: z-scores / 3, clamped)
+    scaler:dict=field(default_factory=dict) # arguments of the `VectorScaler` of vector data, e.g. `{'clip': 10}` (default: empty, z-scores / 3, clamped)
     image:str|dict='light' # image views: 'light' (each image against one `ImageViews` view), 'ssl' (two `SSLViews` views, as SimCLR), or a dict of `SSLViews` arguments (two views)
 
 @dataclass(kw_only=True)
@@ -217,7 +217,7 @@ class GeneratorSettings:
     "DiffAug's conditional generator (M phase) and its bank of generated views."
     bs:int=GEN_BS # batch size
     lr:float=GEN_LR # peak learning rate (one cycle)
-    sampler:str='ddim' # bank sampler: 'ddim' (fast, a labelled speed-up) or 'ddpm' (the reference, T steps)
+    sampler:str='ddim' # sampler of the generated views: 'ddim' (deterministic, `steps` denoiser calls) or 'ddpm' (the reference ancestral sampler, T calls)
     steps:int=10 # DDIM steps
     n_views:int=1 # generated views per item in the bank
     refresh_every:int|None=None # also regenerate the bank every this many E2 epochs (None: once per round)
@@ -227,8 +227,8 @@ class GeneratorSettings:
 @dataclass(kw_only=True)
 class LossSettings:
     "The contrastive loss."
-    kind:str='soft' # 'soft' (DiffAug's soft contrastive loss) or 'ntxent' (SimCLR)
-    params:dict=field(default_factory=dict) # arguments of the loss, e.g. `{'nu_latent': 0.01}` (empty: the paper's values)
+    kind:str='soft' # 'soft' (DiffAug's soft contrastive loss), 'ntxent' (SimCLR) or 'moco' (MoCo v2)
+    params:dict=field(default_factory=dict) # arguments of the loss, e.g. `{'nu_latent': 0.01}` (default: empty, the paper's values)
 
 SETTINGS = {'encoder': EncoderSettings, 'views': ViewSettings, 'gen': GeneratorSettings, 'loss': LossSettings}
 _AUGMENTS, _LOSSES = ('diffaug', 'knnmix'), {'soft': SoftContrastiveLoss, 'ntxent': NTXentLoss, 'moco': MoCoLoss}
@@ -314,12 +314,12 @@ class DiffAug:
     def __init__(self, *,
                  augment:str='diffaug', # 'diffaug' (E-M-E) or 'knnmix' (ordinary views only, the baseline)
                  n_latent:int=50, # size of the embedding z
-                 epochs:int|tuple|None=None, # None: by data size; N: at most N epochs in every phase (N per E phase); or `(E1, M, E2)`, e.g. `(2, 20, 2)` (`2,20,2` on the command line)
+                 epochs:int|tuple|None=None, # None: chosen from the data size (`auto_epochs`); a number N: N epochs in each encoder phase and at most N in M (with `augment='knnmix'`: N in its single phase); or `(E1, M, E2)`, e.g. `(2, 20, 2)` (`2,20,2` on the command line)
                  rounds:int=1, # number of M -> E2 rounds
-                 encoder:EncoderSettings|dict|None=None, # the encoder's training: `bs`, `lr`, `wd`, `keep_opt`, `net` (see `EncoderSettings`)
-                 views:ViewSettings|dict|None=None, # the views: `k`, `n_pcs`, `lam`, `scaler` (see `ViewSettings`)
-                 gen:GeneratorSettings|dict|None=None, # the generator and its bank: `bs`, `lr`, `sampler`, `steps`, ... (see `GeneratorSettings`)
-                 loss:LossSettings|dict|str|None=None, # the loss: `kind` ('soft' or 'ntxent') and `params` (see `LossSettings`)
+                 encoder:EncoderSettings|dict|None=None, # the encoder's training: `bs`, `lr`, `wd`, `keep_opt`, `schedule`, `net` (see `EncoderSettings`)
+                 views:ViewSettings|dict|None=None, # the views: `k`, `n_pcs`, `k_mnn`, `lam`, `scaler`, `image` (see `ViewSettings`)
+                 gen:GeneratorSettings|dict|None=None, # the generator and its views: `bs`, `lr`, `sampler`, `steps`, `bank`, `cross`, ... (see `GeneratorSettings`)
+                 loss:LossSettings|dict|str|None=None, # the loss: `kind` ('soft', 'ntxent' or 'moco') and `params` (see `LossSettings`)
                  random_state:int=0, # root seed of everything (see `Seeds`)
                  device=None, # device (default: where `x` is; arrays, AnnData and rows on disk: CUDA when available; see `core.resolve_device`)
                  progress:bool=True, # show progress and a line per phase
@@ -383,7 +383,9 @@ def other_batches(codes:torch.Tensor, # batch codes `(N,)`
 
 # %% ../nbs/17_contrastive.ipynb #7a5f0899
 @patch
-def prepare(self:DiffAug, x, batch=None):
+def prepare(self:DiffAug, x, # training data: vectors `(N, D)`, images `(N, C, H, W)` in [-1, 1], or a `RowSource`
+            batch=None, # batch of each row (None: one batch)
+           ):
     "Check `x` (and `batch`), fit the scaler and build the ordinary view maker; returns `(scaled data on the device, views)`."
     c = self.config
     self.device = resolve_device(self.device_arg, x)  # the package's device policy (see `core.resolve_device`), per fit
@@ -673,7 +675,8 @@ def generate_views(self:DiffAug, x, # data with the training features
 
 # %% ../nbs/17_contrastive.ipynb #b6fd67a5
 @patch
-def save(self:DiffAug, path):
+def save(self:DiffAug, path, # folder to write (created if needed; a checkpoint of another kind there is not overwritten)
+        ):
     "Save the trained encoder, head, generator and scaler to the folder `path`."
     if self.model is None: raise RuntimeError("nothing to save: call `fit(x)` first")
     state = {f'model.{k}': v for k, v in self.model.state_dict().items()}

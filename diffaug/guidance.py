@@ -114,27 +114,30 @@ def plot_gradient_maps(learners:dict, # {name: Learner}
                        generator:int=0, # seed (all learners see the same x_t)
                        **kwargs, # passed to `classifier_gradients`
                       ):
-    "Figure: the diffused images, then a row of gradient maps per learner, each with its colour bar (colour images: channel mean)."
+    "Figure: the diffused images, then a row of gradient maps per learner on one symmetric colour scale per row (colour images: channel mean)."
     import matplotlib.pyplot as plt
     rows = {name: classifier_gradients(l, x, y, t, generator=generator, **kwargs) for name, l in learners.items()}
     xt = next(iter(rows.values()))[0]
-    n = len(x)
-    w = min(8.5, 1.1 * n + 0.9)  # at most a page wide, so the text stays readable (`docs.check_figure`)
-    fig, axs = plt.subplots(1 + len(rows), n, figsize=(w, (w / n) * 0.95 * (1 + len(rows)) + 0.6), squeeze=False)
+    n, fs = len(x), 9
+    side = min(1.25, 6.6 / n)  # inches per map: at most 8 inches in all (800 px at 100 dpi), so the text stays readable
+    fig, axs = plt.subplots(1 + len(rows), n, figsize=(side * n + 1.4, side * (1 + len(rows)) + 0.7), squeeze=False,
+                            layout='constrained')
+    def bar(h, axes, v, label):
+        cb = fig.colorbar(h, ax=list(axes), shrink=0.9, pad=0.02, aspect=10)
+        cb.set_ticks([-v, 0, v]); cb.set_ticklabels([f'{-v:.2g}', '0', f'{v:.2g}'])
+        cb.ax.tick_params(labelsize=fs); cb.set_label(label, fontsize=fs)
     for j in range(n):
         if xt.shape[1] == 3: axs[0, j].imshow(((xt[j].permute(1, 2, 0) + 1) / 2).clamp(0, 1))
-        else:
-            h = axs[0, j].imshow(xt[j].mean(0), cmap='gray_r', vmin=-1, vmax=1)
-            if j == n - 1: fig.colorbar(h, ax=axs[0, j], fraction=0.046, pad=0.03).ax.tick_params(labelsize=7)
-        axs[0, j].set_title(f'class {int(y[j])}', fontsize=9)
-        for i, (name, (_, gr)) in enumerate(rows.items()):
-            g = gr[j].mean(0)
-            v = float(g.abs().max()) or 1.
-            h = axs[i + 1, j].imshow(g, cmap='RdBu_r', vmin=-v, vmax=v)  # symmetric: white is 0
-            fig.colorbar(h, ax=axs[i + 1, j], fraction=0.046, pad=0.03).ax.tick_params(labelsize=7)
-            if j == 0: axs[i + 1, 0].set_ylabel(name, fontsize=9)
-    axs[0, 0].set_ylabel(f'x_t (t={t})', fontsize=9)
+        else: h = axs[0, j].imshow(xt[j].mean(0), cmap='gray_r', vmin=-1, vmax=1)
+        axs[0, j].set_title(f'class {int(y[j])}', fontsize=fs)
+    if xt.shape[1] != 3: bar(h, axs[0], 1, 'pixel')
+    axs[0, 0].set_ylabel(f'x_t (t={t})', fontsize=fs)
+    for i, (name, (_, gr)) in enumerate(rows.items()):
+        g = gr.mean(1)  # (N, H, W): channel mean
+        v = float(g.abs().max()) or 1.  # one symmetric scale per row: white is 0
+        for j in range(n): h = axs[i + 1, j].imshow(g[j], cmap='RdBu_r', vmin=-v, vmax=v)
+        bar(h, axs[i + 1], v, 'gradient')
+        axs[i + 1, 0].set_ylabel(name, fontsize=fs)
     for ax in axs.flat: ax.set_xticks([]); ax.set_yticks([])
-    fig.suptitle(f'gradient of log p(y | x_t) at t={t}: red raises p(y), blue lowers it\n(each map on its own symmetric scale)', fontsize=9)
-    fig.tight_layout()
+    fig.suptitle(f'gradient of log p(y | x_t) at t={t}: red raises p(y), blue lowers it (one scale per row)', fontsize=fs)
     return fig

@@ -121,7 +121,7 @@ class MoCoLoss(nn.Module):
     "MoCo v2's symmetrised InfoNCE: each view's query against the momentum key of the other view, negatives from a queue of past keys."
     def __init__(self,
                  temperature:float=0.2, # softmax temperature tau
-                 queue:int=1024, # keys kept as negatives (MoCo v2: 65,536 on ImageNet; less than the data set)
+                 queue:int=1024, # keys kept as negatives; must be smaller than the data set (MoCo v2: 65,536 on ImageNet)
                  momentum:float=0.99, # weight of the key network's old parameters in each update (MoCo v2: 0.999 on ImageNet)
                 ):
         super().__init__()

@@ -23,7 +23,8 @@ __all__ = ['AUGMIX_OPS', 'AUGMIX_EXTRA_OPS', 'OOD_SCORES', 'jsd_consistency', 'a
            'class_alignment']
 
 # %% ../nbs/22_robustness.ipynb #070c7639
-def jsd_consistency(*logits:torch.Tensor) -> torch.Tensor:
+def jsd_consistency(*logits:torch.Tensor, # two or more sets of logits, each `(B, K)`
+                   ) -> torch.Tensor:
     "Generalised Jensen-Shannon divergence of the softmax distributions of `logits` (each `(B, K)`), averaged over the batch."
     if len(logits) < 2: raise ValueError("jsd_consistency needs at least two sets of logits")
     ps = [F.softmax(l.float(), -1) for l in logits]
@@ -106,7 +107,11 @@ class AugMixDiffAugCB(DiffusedBatchCB):
                  ce:str='sum', # 'sum': CE(clean) + CE(DiffAug), the paper's; 'mean': their average, the scale of `mode='diffaug'`
                  t_max:int|None=DIFFAUG_T_MAX, # largest diffusion step of the DiffAug views (None: the whole schedule)
                  random_state:int=0, # root seed of the views
-                 severity:float=1, width:int=3, depth:int=-1, alpha:float=1., all_ops:bool=False, # AugMix settings (`augmix_views`)
+                 severity:float=1, # AugMix: largest operation level, of 10 (see `augmix_views`)
+                 width:int=3, # AugMix: chains mixed per view
+                 depth:int=-1, # AugMix: operations per chain (-1: uniform on 1..3)
+                 alpha:float=1., # AugMix: Dirichlet and Beta parameter of the mixing weights
+                 all_ops:bool=False, # AugMix: also colour, contrast, brightness and sharpness (the paper leaves them out)
                 ):
         if not (augmix or diffaug): raise ValueError("AugMixDiffAugCB needs augmix=True, diffaug=True or both")
         if diffaug and denoiser is None: raise ValueError("diffaug=True needs a denoiser: AugMixDiffAugCB(den), or diffaug=False for AugMix alone")
@@ -142,7 +147,8 @@ class AugMixDiffAugCB(DiffusedBatchCB):
 # %% ../nbs/22_robustness.ipynb #ffb4718e
 OOD_SCORES = ('msp', 'maxlogit', 'energy', 'react', 'ash', 'scale')
 
-def feature_head(learn_or_model) -> tuple:
+def feature_head(learn_or_model, # a classifier Learner or module
+                ) -> tuple:
     "`(model, head)`: the classifier module and its last `nn.Linear` layer, whose input are the penultimate features."
     m = model_of(learn_or_model)
     lin = [mod for mod in m.modules() if isinstance(mod, nn.Linear)]
@@ -184,7 +190,9 @@ def features_logits(learn_or_model, # a classifier Learner or module (plain, or 
 
 def _energy(logits, T=1.): return T * torch.logsumexp(logits / T, -1)
 
-def react_threshold(id_features:torch.Tensor, percentile:float=90.) -> float:
+def react_threshold(id_features:torch.Tensor, # penultimate features `(N, d)` of held-out in-distribution images
+                    percentile:float=90., # percentile of all their values
+                   ) -> float:
     "ReAct's clip value: the `percentile` of all in-distribution feature values (computed on held-out in-distribution images)."
     return float(np.percentile(id_features.float().numpy(), check_number(percentile, 'percentile', 0, 100)))
 
@@ -216,7 +224,9 @@ def ood_score(features:torch.Tensor|None, # penultimate features `(N, d)` (for r
         h = (top if method == 'ash' else h) * torch.exp(s1 / s2)
     with torch.no_grad(): return _energy(head(h.to(head.weight.dtype)).float(), temperature).cpu()
 
-def auroc(id_scores, ood_scores) -> float:
+def auroc(id_scores, # scores of in-distribution images (higher: more in-distribution)
+          ood_scores, # scores of out-of-distribution images
+         ) -> float:
     "Area under the ROC curve of telling in-distribution (positive, higher score) from OOD: P(id > ood) + P(id = ood)/2."
     a, b = np.asarray(id_scores, np.float64).ravel(), np.asarray(ood_scores, np.float64).ravel()
     if not len(a) or not len(b): raise ValueError("auroc needs at least one in-distribution and one OOD score")
@@ -224,18 +234,26 @@ def auroc(id_scores, ood_scores) -> float:
     r = rankdata(np.concatenate([a, b]))[:len(a)]  # mid-ranks: ties count half
     return float((r.sum() - len(a) * (len(a) + 1) / 2) / (len(a) * len(b)))
 
-def fpr_at_tpr(id_scores, ood_scores, tpr:float=0.95) -> float:
+def fpr_at_tpr(id_scores, # scores of in-distribution images (higher: more in-distribution)
+               ood_scores, # scores of out-of-distribution images
+               tpr:float=0.95, # share of in-distribution images kept
+              ) -> float:
     "Share of OOD scores at or above the highest threshold that keeps at least `tpr` of the in-distribution scores."
     a, b = np.sort(np.asarray(id_scores, np.float64).ravel()), np.asarray(ood_scores, np.float64).ravel()
     k = len(a) - math.ceil(check_number(tpr, 'tpr', 0, 1, min_open=True) * len(a) - 1e-9)
     return float((b >= a[k]).mean())
 
 # %% ../nbs/22_robustness.ipynb #dffcce6a
-def smoothing_step(schedule:Schedule, sigma:float) -> int:
-    "The step t* whose noise level sqrt((1 - abar)/abar) is closest to 2 sigma (sigma on [0, 1] images, so 2 sigma on [-1, 1])."
+def smoothing_step(schedule:Schedule, # the denoiser's noise schedule
+                   sigma:float, # smoothing noise on the [0, 1] scale
+                  ) -> int:
+    "The step `t*` whose noise level `sqrt((1 - abar) / abar)` is closest to `2 sigma` (`sigma` is on the [0, 1] scale, `2 sigma` on [-1, 1])."
     return schedule.timestep_for_sigma(2 * check_number(sigma, 'sigma', min=0, min_open=True))
 
-def clopper_pearson_lower(k:int, n:int, alpha:float) -> float:
+def clopper_pearson_lower(k:int, # successes
+                          n:int, # trials
+                          alpha:float, # the bound is exceeded with probability at most `alpha`
+                         ) -> float:
     "One-sided (1 - alpha) Clopper-Pearson lower confidence bound on a binomial proportion with k successes in n trials."
     from scipy.stats import beta
     k, n = check_int(k, 'k', min=0), check_int(n, 'n', min=1)
@@ -243,7 +261,7 @@ def clopper_pearson_lower(k:int, n:int, alpha:float) -> float:
     return 0. if k == 0 else float(beta.ppf(check_number(alpha, 'alpha', 0, 1, min_open=True, max_open=True), k, n - k + 1))
 
 @torch.no_grad()
-def dds_votes(learn_or_model, # a classifier Learner or module: plain (it sees x0_hat) or DA (x_t*, t*, x0_hat)
+def dds_votes(learn_or_model, # a classifier Learner or module: plain (it sees `x0_hat`) or DA (`x_t*, t*, x0_hat`)
               x:torch.Tensor, # images `(N, C, H, W)` in [-1, 1]
               sigma:float, # smoothing noise on the [0, 1] scale
               n:int, # noise draws per image
@@ -281,8 +299,17 @@ def dds_votes(learn_or_model, # a classifier Learner or module: plain (it sees x
     finally: model.train(was)
     return counts
 
-def certify(learn_or_model, x, sigma:float, *, n0:int=100, n:int=1000, alpha:float=0.001, denoiser=None, generator=None,
-            bs:int=1000) -> tuple[torch.Tensor, torch.Tensor]:
+def certify(learn_or_model, # a classifier Learner or module: plain (it sees `x0_hat`) or DA (`x_t*, t*, x0_hat`)
+            x, # images `(N, C, H, W)` in [-1, 1]
+            sigma:float, # smoothing noise on the [0, 1] scale
+            *,
+            n0:int=100, # noise draws per image that choose the class
+            n:int=1000, # further noise draws per image that bound its probability
+            alpha:float=0.001, # the certificate fails with probability at most `alpha`
+            denoiser:Denoiser|None=None, # one-step denoiser (default: the learner's)
+            generator=None, # seed or generator of the noise
+            bs:int=1000, # images x draws per forward pass
+           ) -> tuple[torch.Tensor, torch.Tensor]:
     "Cohen et al.'s CERTIFY with diffuse-denoise-classify: `(prediction, radius)` per image; prediction -1 means abstain (radius 0)."
     g = make_generator(generator)
     seed0, seed1 = (int(v) for v in torch.randint(0, 2**31 - 1, (2,), generator=g))
@@ -295,7 +322,11 @@ def certify(learn_or_model, x, sigma:float, *, n0:int=100, n:int=1000, alpha:flo
         if pa > 0.5: pred[i], radius[i] = c0[i], sigma * norm.ppf(pa)
     return pred, radius
 
-def certified_accuracy(pred:torch.Tensor, radius:torch.Tensor, y, radii) -> np.ndarray:
+def certified_accuracy(pred:torch.Tensor, # predictions from `certify` (-1: abstain)
+                       radius:torch.Tensor, # their certified radii
+                       y, # true labels `(N,)`
+                       radii, # radii at which to score
+                      ) -> np.ndarray:
     "Share of images predicted correctly (not abstained) with a certified radius at least r, for each r in `radii`."
     y = as_labels(y, len(pred))
     ok = (pred == y).numpy()
