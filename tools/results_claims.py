@@ -180,9 +180,9 @@ def method_b_rows(res=None) -> list:
                   if big and t_clean['p'] < ALPHA else f"a cost of {-t_clean['mean'] * 100:.1f} points, not distinguishable from it at {t_clean['n']} seeds"
                   if big else 'reproduces')))
     tc = tensor_corruptions(res)
-    t_tc = _pair(tc['DiffAug (t<=500) + DE'], tc['plain'])
+    t_tc = _pair(tc['DiffAug + DE'], tc['plain'])
     rows.append(("accuracy (%) over the package's 7 tensor corruptions", f"digits, {t_tc['n']} seeds",
-                 f"plain {_m(tc['plain'])}, DiffAug {_m(tc['DiffAug (t<=500)'])}, DiffAug + Ensemble {_m(tc['DiffAug (t<=500) + DE'])}; "
+                 f"plain {_m(tc['plain'])}, DiffAug {_m(tc['DiffAug'])}, DiffAug + Ensemble {_m(tc['DiffAug + DE'])}; "
                  f"DiffAug + Ensemble - plain {_d(t_tc)}", f"DiffAug + Ensemble improves robustness: {status(t_tc, +1)}"))
     if ('AugMix', False) in per:
         t_am = _pair(per['AugMix', False][0], per['plain', False][0])
@@ -291,7 +291,7 @@ def digits_corruptions(res=None) -> str:
     top = ', '.join(f"{k.replace('_', ' ')} {by['plain', False][k]:.1f} -> {by['DiffAug', True][k]:.1f}" for k in gain.index[::-1][:4])
     low = ', '.join(f"{k.replace('_', ' ')} {gain[k]:+.1f}" for k in gain.index[:3])
     tc = tensor_corruptions(res)
-    t_tc = _pair(tc['DiffAug (t<=500) + DE'], tc['plain'])
+    t_tc = _pair(tc['DiffAug + DE'], tc['plain'])
     return '\n'.join([
         f"**At full size** (`benchmarks/robustness.py`, {n} seeds, a 70/30 split per seed, 30-epoch denoiser and classifiers), "
         "accuracy in %, mean ± sd over seeds:", '', _table(rows), '',
@@ -305,8 +305,8 @@ def digits_corruptions(res=None) -> str:
         f"{_d(t_pde)} corrupted, {_d(t_pcl)} clean, since it classifies denoised images the classifier never saw. The gains are "
         f"largest where the corruption removes contrast or adds a veil ({top}; plain -> DiffAug + DE) and smallest, or "
         f"negative, on {low}. With the package's own seven tensor corruptions (`benchmarks/classify.py`, {t_tc['n']} seeds) the "
-        f"same comparison gives plain {_m(tc['plain'])}, DiffAug {_m(tc['DiffAug (t<=500)'])} and DiffAug + DE "
-        f"{_m(tc['DiffAug (t<=500) + DE'])} ({_d(t_tc)}, {verdict(t_tc)})."])
+        f"same comparison gives plain {_m(tc['plain'])}, DiffAug {_m(tc['DiffAug'])} and DiffAug + DE "
+        f"{_m(tc['DiffAug + DE'])} ({_d(t_tc)}, {verdict(t_tc)})."])
 
 def digits_gradient_sentence(res=None) -> str:
     "The digits tutorial, section 3: what the gradient measure says about DA vs noisy."
