@@ -114,7 +114,7 @@ def plot_gradient_maps(learners:dict, # {name: Learner}
                        generator:int=0, # seed (all learners see the same x_t)
                        **kwargs, # passed to `classifier_gradients`
                       ):
-    "Figure: the diffused images, then a row of gradient maps per learner on one symmetric colour scale per row (colour images: channel mean)."
+    "Figure: the diffused images, then a row of gradient maps per learner, each map scaled by its own largest |value| (colour images: channel mean)."
     import matplotlib.pyplot as plt
     rows = {name: classifier_gradients(l, x, y, t, generator=generator, **kwargs) for name, l in learners.items()}
     xt = next(iter(rows.values()))[0]
@@ -122,8 +122,8 @@ def plot_gradient_maps(learners:dict, # {name: Learner}
     side = min(1.25, 6.6 / n)  # inches per map: at most 8 inches in all (800 px at 100 dpi), so the text stays readable
     fig, axs = plt.subplots(1 + len(rows), n, figsize=(side * n + 1.4, side * (1 + len(rows)) + 0.7), squeeze=False,
                             layout='constrained')
-    def bar(h, axes, v, label):
-        cb = fig.colorbar(h, ax=list(axes), shrink=0.9, pad=0.02, aspect=10)
+    def bar(h, axes, v, label, aspect=10):
+        cb = fig.colorbar(h, ax=list(axes), shrink=0.9, pad=0.02, aspect=aspect)
         cb.set_ticks([-v, 0, v]); cb.set_ticklabels([f'{-v:.2g}', '0', f'{v:.2g}'])
         cb.ax.tick_params(labelsize=fs); cb.set_label(label, fontsize=fs)
     for j in range(n):
@@ -134,10 +134,10 @@ def plot_gradient_maps(learners:dict, # {name: Learner}
     axs[0, 0].set_ylabel(f'x_t (t={t})', fontsize=fs)
     for i, (name, (_, gr)) in enumerate(rows.items()):
         g = gr.mean(1)  # (N, H, W): channel mean
-        v = float(g.abs().max()) or 1.  # one symmetric scale per row: white is 0
-        for j in range(n): h = axs[i + 1, j].imshow(g[j], cmap='RdBu_r', vmin=-v, vmax=v)
-        bar(h, axs[i + 1], v, 'gradient')
+        g = g / g.flatten(1).abs().amax(1).clamp_min(1e-12)[:, None, None]  # each map on its own scale: its shape, not its size
+        for j in range(n): h = axs[i + 1, j].imshow(g[j], cmap='RdBu_r', vmin=-1, vmax=1)  # symmetric: white is 0
         axs[i + 1, 0].set_ylabel(name, fontsize=fs)
+    bar(h, axs[1:].flat, 1, 'scaled gradient', aspect=10 * len(rows))
     for ax in axs.flat: ax.set_xticks([]); ax.set_yticks([])
-    fig.suptitle(f'gradient of log p(y | x_t) at t={t}: red raises p(y), blue lowers it (one scale per row)', fontsize=fs)
+    fig.suptitle(f'gradient of log p(y | x_t) at t={t}: red raises p(y), blue lowers it\n(each map scaled to its largest |value|)', fontsize=fs)
     return fig
