@@ -185,6 +185,7 @@ def main():
     show['peak_gib'] = show['peak_gib'].map(lambda v: '' if pd.isna(v) else f"{v:.2f}")
     show['load'] = show['load'].map(lambda v: '' if pd.isna(v) else f"{v:.1f}")
     show = show.fillna('')
+    if 'fit' in show and 'total' in show: show = show.drop(columns='total')  # the fit plus reading the file: a column too many for the page
     show = show[[c for c in show if (show[c].astype(str).str.strip() != '').any()]]  # no empty columns (e.g. 'error' when every run succeeded)
     lines += [md_table(show), '']
     words = []

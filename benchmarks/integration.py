@@ -233,7 +233,9 @@ def scib_figure(s:pd.DataFrame, path):
             ax.scatter(j * step, i, s=25 + 170 * max(r[m], 0), color=cmap(max(min(r[m], 1), 0)), edgecolor='k', lw=0.3)
         for k, m in enumerate(aggs):
             ax.barh(i, bw * r[m], left=x_bar[k], height=0.6, color=cmap(r[m]))
-            ax.text(x_bar[k] + 0.04, i, f"{r[m]:.2f}", va='center', fontsize=8.5, color='w' if r[m] < 0.6 else 'k')
+            inside = r[m] >= 0.5  # a long bar holds its value; a short one gets it beside it (black on white either way)
+            ax.text(x_bar[k] + 0.04 + (0 if inside else bw * max(r[m], 0)), i, f"{r[m]:.2f}", va='center', fontsize=8.5,
+                    color='w' if inside and r[m] < 0.6 else 'k')
     labels = [m.replace('_', ' ') for m in metrics] + ['bio cons.', 'batch corr.', 'total']
     ax.set_xticks([j * step for j in range(len(metrics))] + [x + bw / 2 for x in x_bar], labels, rotation=40, ha='right', fontsize=9)
     ax.set_yticks(range(len(s)), [NICE.get(m, m) for m in s.index], fontsize=9)
@@ -288,7 +290,7 @@ def report(a):
     figs = []
     for (ds, nb, st), d in df.groupby(['data', 'n_batches', 'strength'], sort=True):
         seeds = sorted(d.seed.unique())
-        where = '' if ds == 'pbmc' else f"synthetic atlas of {ds[5:]} cells, "
+        where = 'pbmc68k_reduced cells, ' if ds == 'pbmc' else f"synthetic atlas of {int(ds[5:]):,} cells, "
         lines += [f"## {where}{nb} batches, strength {st} ({len(seeds)} seed{'s' if len(seeds) > 1 else ''}: {', '.join(map(str, seeds))})", '']
         notes = []
         if 'scib_cells' in d and d['scib_cells'].notna().any():

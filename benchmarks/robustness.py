@@ -473,7 +473,7 @@ def main(argv=None):
         for k, v in rows.items():
             if v: write_text_atomic(out / f'robustness-{tag}-{k}.csv', pd.DataFrame(v).sort_values('seed', kind='stable').to_csv(index=False))
         meta = dict(data_name=a.data, data='scikit-learn digits (1797 8x8 images), stratified 70/30 split per seed' if a.data == 'digits' else 'CIFAR-10',
-                    seeds=seeds, minutes=float('nan'), machine='(report rebuilt from the result CSVs)')
+                    seeds=seeds, minutes=float('nan'), machine='')
         text = report({k: pd.DataFrame(v).sort_values('seed', kind='stable').to_dict('records') for k, v in rows.items()}, cfg, meta, out, tag)
         for f in ('robustness-certify.png', 'robustness-budget.png'):
             if (out / f).exists(): (out / f).replace(out / f.replace('robustness-', f'robustness-{tag}-'))

@@ -172,3 +172,25 @@ def test_run_notebooks_keeps_prints_of_cells_ending_in_semicolon(tmp_path):
     run_notebooks.run(f)
     outs = json.loads(f.read_text())['cells'][0]['outputs']
     assert [(o['output_type'], ''.join(o.get('text', ''))) for o in outs] == [('stream', 'hello line\n')]  # the print, no value
+
+def test_results_pages_show_the_committed_reports():
+    "Every report a results page shows is the report as committed now: rerun `tools/run_notebooks.py` on the page after a benchmark writes."
+    import ast, json
+    from diffaug.docs import result_markdown, RESULTS
+    pages = [ROOT / 'nbs' / 'results.ipynb', *sorted((ROOT / 'nbs' / 'results').glob('*.ipynb'))]
+    stale, n = [], 0
+    for page in pages:
+        for cell in json.loads(page.read_text())['cells']:
+            src = ''.join(cell['source'])
+            if cell['cell_type'] != 'code' or 'show_result(' not in src: continue
+            calls = [c for c in ast.walk(ast.parse('\n'.join(l for l in src.splitlines() if not l.startswith('#|'))))
+                     if isinstance(c, ast.Call) and getattr(c.func, 'id', '') == 'show_result']
+            want = []
+            for c in calls:
+                args = [ast.literal_eval(a) for a in c.args]; kw = {k.arg: ast.literal_eval(k.value) for k in c.keywords}
+                want.append(result_markdown(RESULTS / args[0], args[1] if len(args) > 1 else kw.get('sections'), kw.get('depth', 3)))
+            got = [''.join(o['data']['text/markdown']) for o in cell.get('outputs', []) if 'text/markdown' in o.get('data', {})]
+            n += len(want)
+            if got != want: stale.append(f"{page.name}: {src.splitlines()[-1][:80]}")
+    assert n >= 15, n
+    assert not stale, f"results pages showing an old report (run `python tools/run_notebooks.py nbs/results.ipynb nbs/results/*.ipynb`): {stale}"

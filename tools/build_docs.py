@@ -78,7 +78,7 @@ padding-top:1rem;border-top:1px solid #ccc}.pagenav a{color:#1a5fb4;text-decorat
 .highlight pre a[href]{color:#1a5fb4}pre.src span.ln a{display:inline-block;width:3.5em;color:#999;text-decoration:none;user-select:none}
 pre.src span.ln:target{background:#fff3b0}
 details>summary{cursor:pointer;color:#555;font-size:13px;margin:.2rem 0}
-.jp-RenderedText pre,.jp-OutputArea-output pre{white-space:pre;word-break:normal;overflow-wrap:normal;overflow-x:auto}
+.jp-RenderedText pre,.jp-OutputArea-output pre{white-space:pre-wrap;word-break:normal;overflow-wrap:normal;overflow-x:auto}
 .jp-RenderedMarkdown pre{background:#f6f8fa;padding:.6rem .8rem;border-radius:4px;overflow-x:auto;margin:.6rem 0 1rem}
 aside.toc a{overflow-wrap:anywhere}"""
 
