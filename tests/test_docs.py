@@ -30,7 +30,7 @@ def test_pages_open_in_chromium(preview, tmp_path):
     assert len(shots) == len(pages) and all(s.stat().st_size > 10_000 for s in shots)
     from PIL import Image
     heights = {s.name: Image.open(s).height for s in shots}
-    assert heights['results.png'] > 6000 and heights['tl.png'] > 2000, heights  # whole pages, not the first screen
+    assert heights['results__contrastive.png'] > 6000 and heights['tl.png'] > 2000, heights  # whole pages, not the first screen
     dom = build_docs.dump_dom(out / 'tutorials' / 'digits.html', '?q=denoiser')  # the search box runs from file://
     assert re.search(r'<ul id="search-results"><li><a href="\.\./[\w/]+\.html', dom), 'search found nothing for "denoiser"'
 
