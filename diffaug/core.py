@@ -211,8 +211,8 @@ def check_device(device, # a device name, a `torch.device`, or None
 
 
 # %% ../nbs/00_core.ipynb #devpol02
-def resolve_device(device=None, # an explicit device (a name, a `torch.device`), or None
-                   like=None, # the data or model the work is about: a tensor or module gives its device
+def resolve_device(device:str|torch.device|None=None, # an explicit device (a name, a `torch.device`), or None
+                   like:object=None, # the data or model the work is about: a tensor or module gives its device
                   ) -> torch.device:
     "The package's one device policy: an explicit `device`; else where `like` is; else CUDA when available, else the CPU."
     if device is not None: return check_device(device)

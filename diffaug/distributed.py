@@ -36,7 +36,8 @@ def shard_rows(t:torch.Tensor, # a global batch, rows first
     b = len(t) // w
     return t[r * b:(r + 1) * b]
 
-def all_gather_rows(t:torch.Tensor) -> torch.Tensor:
+def all_gather_rows(t:torch.Tensor, # this process's rows, rows first
+                   ) -> torch.Tensor:
     "The rows of `t` from every process, in rank order, with gradients flowing back to each process's own rows."
     r, w = dist_info()
     if w == 1: return t
@@ -45,7 +46,8 @@ def all_gather_rows(t:torch.Tensor) -> torch.Tensor:
 
 class GlobalBatchNorm(nn.Module):
     "Training-mode BatchNorm over the global batch (statistics summed across processes); the wrapped layer's parameters and buffers are used."
-    def __init__(self, bn:nn.modules.batchnorm._BatchNorm): super().__init__(); self.bn = bn
+    def __init__(self, bn:nn.modules.batchnorm._BatchNorm, # the BatchNorm layer to wrap
+                ): super().__init__(); self.bn = bn
     def forward(self, x):
         bn = self.bn
         if not (bn.training and dist_info()[1] > 1): return bn(x)
@@ -73,7 +75,7 @@ def _swap_bn(model:nn.Module, back:bool=False):
         else: _swap_bn(child, back)
 
 class DistributedCB(Callback):
-    "Train under DistributedDataParallel: each process keeps its share of every global batch (see the text above)."
+    "Train under DistributedDataParallel: each process keeps its share of every global batch (see Training on several processes, below)."
     def __init__(self): super().__init__()  # no settings (see `BatchLossLog`)
     order = -1  # after the callbacks that build the batch
     def before_fit(self):

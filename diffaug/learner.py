@@ -30,7 +30,8 @@ __all__ = ['PRECISIONS', 'Tensors', 'TensorDL', 'tensor_dls', 'BatchLossLog', 'E
 # %% ../nbs/04_learner.ipynb #1e4c21d7
 class Tensors:
     "Rows of several aligned tensors, used as the dataset of a `TensorDL`."
-    def __init__(self, *ts):
+    def __init__(self, *ts, # aligned tensors with the same first dimension
+                ):
         if not ts: raise ValueError("Tensors needs at least one tensor")
         n = len(ts[0])
         for t in ts:
@@ -41,7 +42,13 @@ class Tensors:
 
 class TensorDL(DataLoader):
     "A fastai `DataLoader` that slices whole batches out of `Tensors`, shuffling with a seeded generator."
-    def __init__(self, dataset:Tensors, bs:int=64, shuffle:bool=False, drop_last:bool=False, seed:int|None=0, **kwargs):
+    def __init__(self, dataset:Tensors, # the rows (a tuple of aligned tensors is wrapped in `Tensors`)
+                 bs:int=64, # batch size
+                 shuffle:bool=False, # reshuffle the rows at every pass
+                 drop_last:bool=False, # drop the last incomplete batch
+                 seed:int|None=0, # seed of the shuffling (None: fresh entropy)
+                 **kwargs, # passed to fastai's `DataLoader`, e.g. `device` (`num_workers` is ignored)
+                ):
         if not isinstance(dataset, Tensors): dataset = Tensors(*dataset)
         kwargs.pop('num_workers', None)
         super().__init__(dataset, bs=bs, shuffle=shuffle, drop_last=drop_last, num_workers=0, **kwargs)
@@ -152,7 +159,8 @@ def fit_learner(learn:Learner, # from `tensor_learner`
 class EMA(Callback):
     "Keep an exponential moving average of the model's weights in `learn.ema_model`."
     order = 90
-    def __init__(self, decay:float=0.999): self.decay = decay
+    def __init__(self, decay:float=0.999, # decay of the average per optimiser step (lower during the warm-up)
+                ): self.decay = decay
     def before_fit(self):
         self.learn.ema_model = copy.deepcopy(unwrap(self.learn.model)).eval().requires_grad_(False)
         self.n = 0
@@ -182,8 +190,10 @@ def amp_dtype(precision:str|None, # 'auto', 'bf16', 'fp16' or None (full precisi
 
 class MixedPrecisionCB(MixedPrecision):
     "fastai's `MixedPrecision` on the Learner's own device: bfloat16 anywhere, float16 on CUDA with loss scaling."
-    def __init__(self, dtype:torch.dtype=torch.bfloat16, # torch.bfloat16 or torch.float16
-                 **kwargs): # passed to torch's `GradScaler` (float16 only)
+    __signature__ = None  # the signature of this `__init__`, not the one fastai's `MixedPrecision` stores
+    def __init__(self, dtype:torch.dtype=torch.bfloat16, # torch.bfloat16 or torch.float16 (float16: CUDA only)
+                 **kwargs, # passed to torch's `GradScaler`, e.g. `init_scale` (float16 only)
+                ):
         if dtype not in (torch.bfloat16, torch.float16): raise ValueError(f"dtype must be torch.bfloat16 or torch.float16, got {dtype}")
         super().__init__('bf16' if dtype == torch.bfloat16 else 'fp16', **kwargs)
         self.dtype = dtype
@@ -216,7 +226,7 @@ class Phase:
     @property
     def key(self) -> str: return self.name if self.round is None else f'{self.name}.{self.round}'
 
-def run_phases(phases:list, # `Phase`s, run in this order
+def run_phases(phases:list, # `Phase` objects, run in this order
                say:Callable|None=print, # called with one line per phase (None: silent)
                skip:set|tuple=(), # keys of phases not to run (done before a restart)
                after:Callable|None=None, # called as `after(phase, rows, seconds)` after each phase that ran (e.g. to checkpoint)

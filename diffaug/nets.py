@@ -26,7 +26,10 @@ def timestep_embedding(t:torch.Tensor, # steps (any numeric dtype), shape `(B,)`
 
 class CondEmbedding(nn.Module):
     "Time embedding plus an optional condition embedding, one vector per sample."
-    def __init__(self, emb_dim:int, cond_dim:int=0, t_dim:int=None):
+    def __init__(self, emb_dim:int, # size of the embedding
+                 cond_dim:int=0, # size of the condition vector (0: unconditional)
+                 t_dim:int=None, # size of the sinusoidal time features (default `emb_dim`)
+                ):
         super().__init__()
         self.t_dim, self.cond_dim = t_dim or emb_dim, cond_dim
         self.t_mlp = nn.Sequential(nn.Linear(self.t_dim, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
@@ -46,7 +49,10 @@ class CondEmbedding(nn.Module):
 # %% ../nbs/07_nets.ipynb #580ceb6d
 class MLPBlock(nn.Module):
     "Pre-norm residual block whose input is shifted by the embedding."
-    def __init__(self, hidden:int, emb_dim:int, dropout:float=0.):
+    def __init__(self, hidden:int, # width of the residual stream
+                 emb_dim:int, # size of the time/condition embedding
+                 dropout:float=0., # dropout inside the block
+                ):
         super().__init__()
         self.emb = nn.Linear(emb_dim, hidden)
         self.net = nn.Sequential(nn.LayerNorm(hidden), nn.SiLU(), nn.Linear(hidden, 2 * hidden), nn.SiLU(),
@@ -83,7 +89,12 @@ def _groups(ch, g):
 
 class ResBlock(nn.Module):
     "Convolutional residual block with an additive embedding."
-    def __init__(self, cin:int, cout:int, emb_dim:int, dropout:float=0., groups:int=8):
+    def __init__(self, cin:int, # input channels
+                 cout:int, # output channels
+                 emb_dim:int, # size of the time/condition embedding
+                 dropout:float=0., # dropout before the second convolution
+                 groups:int=8, # GroupNorm groups (lowered until they divide the channels)
+                ):
         super().__init__()
         self.n1, self.c1 = nn.GroupNorm(_groups(cin, groups), cin), nn.Conv2d(cin, cout, 3, padding=1)
         self.emb = nn.Linear(emb_dim, cout)

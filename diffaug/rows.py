@@ -56,12 +56,14 @@ class RowSource:
                 raise ValueError(f"row numbers must lie in 0..{len(self) - 1} for {self.name}, got {rows.min()}..{rows.max()}")
         return self._read(self.index[rows] if self.index is not None else rows)
 
-    def subset(self, i) -> RowSource:
+    def subset(self, i, # row numbers of this source (integer array or tensor), in the order wanted
+              ) -> RowSource:
         "A lazy view of the rows `i` (nothing is read)."
         rows = np.asarray(i.cpu() if isinstance(i, torch.Tensor) else i, dtype=np.int64).reshape(-1)
         return RowSource(self.m, self.name, self.index[rows] if self.index is not None else rows, self.transform, self.chunk)
 
-    def with_transform(self, f) -> RowSource:
+    def with_transform(self, f, # called on every block read, e.g. a fitted scaler's `transform`
+                      ) -> RowSource:
         "A lazy view with `f` applied to every block read (after any transform already there)."
         g = f if self.transform is None else (lambda t, a=self.transform: f(a(t)))
         return RowSource(self.m, self.name, self.index, g, self.chunk)
@@ -90,7 +92,8 @@ class RowSource:
             m.indptr, m.indices = m.indptr.astype(it, copy=False), m.indices.astype(it, copy=False)
         return RowSource(m, self.name, self.index, self.transform, self.chunk)
 
-    def chunks(self, size:int|None=None):
+    def chunks(self, size:int|None=None, # rows per block (None: the source's `chunk`)
+              ):
         "Blocks of consecutive rows `(start, tensor)`, in order."
         size = size or self.chunk
         for s in range(0, len(self), size): yield s, self[s:s + size]

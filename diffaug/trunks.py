@@ -71,7 +71,10 @@ class ResNet18Encoder(nn.Module):
 # %% ../nbs/05_trunks.ipynb #7013894e
 class ConvBN(nn.Sequential):
     "`conv3x3 -> BatchNorm -> ReLU`."
-    def __init__(self, n_in:int, n_out:int, stride:int=1):
+    def __init__(self, n_in:int, # input channels
+                 n_out:int, # output channels
+                 stride:int=1, # stride of the convolution (2 halves the resolution)
+                ):
         super().__init__(nn.Conv2d(n_in, n_out, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(n_out), nn.ReLU())
 
 class SmallCNN(nn.Module):
