@@ -73,7 +73,10 @@ class Denoiser(nn.Module):
             raise ValueError(f"this denoiser was trained on samples of shape {self.data_shape}, got {tuple(x_t.shape[1:])}; "
                              f"train one on this data with `train_denoiser(x)`")
 
-    def eps(self, x_t:torch.Tensor, t, cond:torch.Tensor|None=None) -> torch.Tensor:
+    def eps(self, x_t:torch.Tensor, # noisy batch
+            t, # its steps: an int, or one integer step per sample
+            cond:torch.Tensor|None=None, # conditions, one row per sample (if the net takes them)
+           ) -> torch.Tensor:
         "Predicted noise at steps `t`."
         self._check_x(x_t)
         sch = self.schedule
@@ -85,11 +88,18 @@ class Denoiser(nn.Module):
         inp = x_t * torch.rsqrt(a * a + s * s) if self.scale_input else x_t
         return self.net(inp, t, cond)
 
-    def forward(self, x_t:torch.Tensor, t, cond:torch.Tensor|None=None, clip:bool=False) -> torch.Tensor:
+    def forward(self, x_t:torch.Tensor, # noisy batch
+                t, # its steps: an int, or one integer step per sample
+                cond:torch.Tensor|None=None, # conditions, one row per sample (if the net takes them)
+                clip:bool=False, # clip the estimate to [-1, 1]
+               ) -> torch.Tensor:
         "Tweedie estimate of x0 (optionally clipped to [-1, 1])."
         return self.schedule.pred_xstart(x_t, t, self.eps(x_t, t, cond), clip=clip)
 
-    def score(self, x_t:torch.Tensor, t, cond:torch.Tensor|None=None) -> torch.Tensor:
+    def score(self, x_t:torch.Tensor, # noisy batch
+              t, # its steps: an int, or one integer step per sample
+              cond:torch.Tensor|None=None, # conditions, one row per sample (if the net takes them)
+             ) -> torch.Tensor:
         "Score of the noised density, `-eps / s_t`."
         return self.schedule.eps_to_score(self.eps(x_t, t, cond), t, x_t)
 
@@ -135,7 +145,8 @@ def diffuse_denoise(denoiser:Denoiser, # the trained denoiser
     return denoiser(xt, t, cond, clip=clip)
 
 # %% ../nbs/08_denoiser.ipynb #136fb27c
-def net_from_config(cfg:dict) -> nn.Module:
+def net_from_config(cfg:dict, # a network's `config`
+                   ) -> nn.Module:
     "Build a `ResMLP` or `UNet` from its `config`."
     cfg = dict(cfg); kind = cfg.pop('type', None)
     if kind == 'diffusers':  # a wrapped diffusers UNet: its architecture from the config, weights loaded later
@@ -147,12 +158,14 @@ def net_from_config(cfg:dict) -> nn.Module:
 
 # %% ../nbs/08_denoiser.ipynb #def69103
 @patch
-def save(self:Denoiser, path):
+def save(self:Denoiser, path, # folder to write (created if needed)
+        ):
     "Save weights and config to the folder `path`."
     return save_checkpoint(path, 'Denoiser', self.config(), self.state_dict())
 
 @patch
-def load_weights(self:Denoiser, path):
+def load_weights(self:Denoiser, path, # folder written by `save`
+                ):
     "Load weights saved by `save` into this denoiser; the configs must match."
     cfg, state = load_checkpoint(path, 'Denoiser')
     diff = [d for d in diff_config(cfg, self.config()) if not (d.startswith('data_shape:') and cfg.get('data_shape') is None)]  # older checkpoints
@@ -160,7 +173,8 @@ def load_weights(self:Denoiser, path):
     return load_state(self, state, f'checkpoint {path}')
 
 @patch(cls_method=True)
-def from_config(cls:Denoiser, cfg:dict):
+def from_config(cls:Denoiser, cfg:dict, # a denoiser's `config()`
+               ):
     "An untrained denoiser built from `config()` (the prior's statistics come with the weights)."
     prior = None
     if cfg['prior_shape'] is not None:
@@ -171,7 +185,9 @@ def from_config(cls:Denoiser, cfg:dict):
     return den
 
 @patch(cls_method=True)
-def load(cls:Denoiser, path, device=None):
+def load(cls:Denoiser, path, # folder written by `save`
+         device=None, # where the denoiser goes (default: CUDA when available, else the CPU)
+        ):
     "Rebuild a denoiser from the folder `path`, on `device` (default: CUDA when available, else the CPU; see `core.resolve_device`)."
     cfg, state = load_checkpoint(path, 'Denoiser')
     return load_state(cls.from_config(cfg), state, f'checkpoint {path}').to(resolve_device(device)).eval()

@@ -42,40 +42,67 @@ class Schedule:
         if key not in self._cache: self._cache[key] = getattr(self, name).to(device=x.device, dtype=x.dtype)
         return self._cache[key]
 
-    def coef(self, name:str, t, x:torch.Tensor) -> torch.Tensor:
+    def coef(self, name:str, # table name: 'a', 's' (or any float64 table attribute)
+             t, # steps: an int, or one integer step per sample
+             x:torch.Tensor, # the batch the values are for (sets device, dtype and dimensions)
+            ) -> torch.Tensor:
         "Per-sample value of table `name` at steps `t`, broadcastable against `x`."
         t = self._check_t(t, x)
         if (t < 0).any() or (t >= self.n_steps).any():
             raise ValueError(f"t must lie in 0..{self.n_steps - 1}, got values from {t.min().item()} to {t.max().item()}")
         return append_dims(self._table(name, x)[t.to(x.device)], x.ndim)
 
-    def q_sample(self, x0:torch.Tensor, t, noise:torch.Tensor|None=None, *, generator:torch.Generator|None=None) -> torch.Tensor:
+    def q_sample(self, x0:torch.Tensor, # clean batch
+                 t, # steps: an int, or one integer step per sample
+                 noise:torch.Tensor|None=None, # the noise eps, shaped like `x0` (default: drawn from `generator`)
+                 *,
+                 generator:torch.Generator|None=None, # source of the noise when `noise` is None
+                ) -> torch.Tensor:
         "Diffuse `x0` to steps `t`: `a_t x0 + s_t noise` (noise drawn from `generator` if not given)."
         if noise is None: noise = randn(x0.shape, generator, x0)
         return self.coef('a', t, x0) * x0 + self.coef('s', t, x0) * noise
 
-    def diffuse(self, x0:torch.Tensor, t=None, *, generator:torch.Generator|None=None, t_min:int=0, t_max:int|None=None,
-                noise:torch.Tensor|None=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def diffuse(self, x0:torch.Tensor, # clean batch
+                t=None, # steps: an int, one integer step per sample, or None (drawn uniformly)
+                *,
+                generator:torch.Generator|None=None, # source of the steps, then of the noise
+                t_min:int=0, # smallest step drawn (when `t` is None)
+                t_max:int|None=None, # largest step drawn (when `t` is None; default: the last)
+                noise:torch.Tensor|None=None, # the noise eps, shaped like `x0` (default: drawn from `generator`)
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         "Diffuse `x0` to steps `t` (an int, one step per sample, or None: uniform on `t_min..t_max`); returns `(x_t, t, noise)`."
         if t is None: t = self.sample_t(len(x0), generator=generator, t_min=t_min, t_max=t_max)
         t = self._check_t(t, x0).to(x0.device)
         if noise is None: noise = randn(x0.shape, generator, x0)
         return self.q_sample(x0, t, noise), t, noise
 
-    def pred_xstart(self, x_t:torch.Tensor, t, eps:torch.Tensor, clip:bool=False) -> torch.Tensor:
+    def pred_xstart(self, x_t:torch.Tensor, # noisy batch
+                    t, # its steps: an int, or one integer step per sample
+                    eps:torch.Tensor, # predicted (or true) noise, shaped like `x_t`
+                    clip:bool=False, # clip the estimate to [-1, 1]
+                   ) -> torch.Tensor:
         "Tweedie's estimate of x0 from `x_t` and predicted noise `eps`, optionally clipped to [-1, 1]."
         x0 = (x_t - self.coef('s', t, x_t) * eps) / self.coef('a', t, x_t)
         return x0.clamp(-1, 1) if clip else x0
 
-    def pred_eps(self, x_t:torch.Tensor, t, x0:torch.Tensor) -> torch.Tensor:
+    def pred_eps(self, x_t:torch.Tensor, # noisy batch
+                 t, # its steps: an int, or one integer step per sample
+                 x0:torch.Tensor, # clean (or estimated) batch, shaped like `x_t`
+                ) -> torch.Tensor:
         "The noise that takes `x0` to `x_t` at step `t` (inverse of `pred_xstart`)."
         return (x_t - self.coef('a', t, x_t) * x0) / self.coef('s', t, x_t)
 
-    def eps_to_score(self, eps:torch.Tensor, t, x_t:torch.Tensor) -> torch.Tensor:
+    def eps_to_score(self, eps:torch.Tensor, # predicted noise
+                     t, # steps: an int, or one integer step per sample
+                     x_t:torch.Tensor, # the noisy batch `eps` was predicted for
+                    ) -> torch.Tensor:
         "Score of the noised density, `-eps / s_t`."
         return -eps / self.coef('s', t, x_t)
 
-    def score_to_eps(self, score:torch.Tensor, t, x_t:torch.Tensor) -> torch.Tensor:
+    def score_to_eps(self, score:torch.Tensor, # score of the noised density
+                     t, # steps: an int, or one integer step per sample
+                     x_t:torch.Tensor, # the noisy batch the score is for
+                    ) -> torch.Tensor:
         "Predicted noise from a score, `-s_t * score`."
         return -score * self.coef('s', t, x_t)
 
@@ -89,20 +116,29 @@ class Schedule:
         "Signal-to-noise ratio `a_t^2 / s_t^2` of every step (float64)."
         return (self.a / self.s) ** 2
 
-    def sample_t(self, n:int, *, generator:torch.Generator|None=None, device=None, t_min:int=0, t_max:int|None=None) -> torch.Tensor:
+    def sample_t(self, n:int, # number of steps to draw
+                 *,
+                 generator:torch.Generator|None=None, # source of the draws (None: torch's global generator)
+                 device=None, # where the steps go (default: the generator's device, else the CPU)
+                 t_min:int=0, # smallest step
+                 t_max:int|None=None, # largest step (default: the last)
+                ) -> torch.Tensor:
         "`n` steps drawn uniformly from `t_min..t_max` (default: the whole schedule)."
         t_min, t_max = self.check_range(t_min, t_max)
         dev = generator.device if generator is not None else (device or 'cpu')
         t = torch.randint(t_min, t_max + 1, (n,), generator=generator, device=dev)
         return t.to(device) if device is not None else t
 
-    def check_range(self, t_min:int=0, t_max:int|None=None) -> tuple[int, int]:
+    def check_range(self, t_min:int=0, # smallest step
+                    t_max:int|None=None, # largest step (None: the last)
+                   ) -> tuple[int, int]:
         "`(t_min, t_max)` as whole numbers with `0 <= t_min <= t_max < n_steps` (`t_max` None: the last step), else an error."
         t_min, t_max = check_int(t_min, 't_min'), self.n_steps - 1 if t_max is None else check_int(t_max, 't_max')
         if not 0 <= t_min <= t_max < self.n_steps: raise ValueError(f"need 0 <= t_min <= t_max < {self.n_steps}, got t_min={t_min}, t_max={t_max}")
         return t_min, t_max
 
-    def timestep_for_sigma(self, sigma:float) -> int:
+    def timestep_for_sigma(self, sigma:float, # equivalent VE noise level
+                          ) -> int:
         "The step whose equivalent noise level is closest to `sigma`."
         return int((self.sigmas.log() - math.log(sigma)).abs().argmin())
 
@@ -174,7 +210,8 @@ class TableSchedule(Schedule):
     def config(self): return dict(type='table', alphas_cumprod=self.alphas_cumprod.tolist())
 
 # %% ../nbs/06_schedule.ipynb #5b818744
-def schedule_from_config(cfg:dict) -> Schedule:
+def schedule_from_config(cfg:dict, # a schedule's `config()`
+                        ) -> Schedule:
     "Rebuild a `VPSchedule`, `VESchedule` or `TableSchedule` from its `config()`."
     cfg = dict(cfg); kind = cfg.pop('type', None)
     if kind == 'vp': return VPSchedule(**cfg)
