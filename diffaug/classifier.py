@@ -385,7 +385,7 @@ def predict_proba(learn, # a Learner from `fit_classifier` (or any classifier Le
 
 # %% ../nbs/19_classifier.ipynb #37fd51e8
 class LoadedClassifier:
-    "A loaded classifier: `model`, `mode`, `schedule`, `denoiser`, `n_classes`, `t_max` (what `predict_proba` reads)."
+    "A classifier from `load_classifier`, with what `predict_proba` reads; its `n_classes` attribute comes from `model`."
     def __init__(self, model:nn.Module, # the classifier module
                  mode:str, # 'plain', 'diffaug', 'noisy' or 'da'
                  schedule:Schedule|None, # its noise schedule

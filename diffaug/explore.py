@@ -74,6 +74,22 @@ def _label_vectors(axs_x, axs_y):
     for a in axs_x: a.set_xlabel('feature (sorted)', fontsize=FS)
     for a in axs_y: a.set_ylabel('value', fontsize=FS)
 
+def _vector_panels(fig, gs, x0, xt, x0h, ts, order, ncol):
+    "Vectors: one wide panel per step with `x0` (line), `x_t` (grey points) and `x0_hat` (line) on shared axes."
+    v0 = as_tensor(x0, dtype=None).detach().cpu().numpy()
+    o = np.arange(len(v0)) if order is None else order
+    last_row, axs = (len(ts) - 1) // ncol, []
+    for j, t in enumerate(ts):
+        r, c = divmod(j, ncol)
+        ax = fig.add_subplot(gs[r, c]); axs.append(ax)
+        ax.plot(xt[j].detach().cpu().numpy()[o], ls='', marker='s', ms=1.6, mew=0, color='0.6', label='x_t (noisy)')
+        ax.plot(v0[o], color='k', lw=1, label='x0 (clean)')
+        ax.plot(x0h[j].detach().cpu().numpy()[o], color='C0', lw=0.8, label='x0_hat (estimate)')
+        ax.set_ylim(-1.6, 1.6); ax.tick_params(labelsize=FS - 1); ax.set_title(f't={t}', fontsize=FS)
+        if c == 0: ax.set_ylabel('value', fontsize=FS)
+        if r == last_row: ax.set_xlabel('feature (sorted by x0)' if order is not None else 'feature', fontsize=FS)
+    return axs
+
 def plot_diffusion(den:Denoiser, # trained denoiser
                    x0:torch.Tensor, # one item: `(C, H, W)` image or `(D,)` vector
                    ts=(0, 100, 300, 500, 700, 900), # steps to show
@@ -81,18 +97,27 @@ def plot_diffusion(den:Denoiser, # trained denoiser
                    random_state:int=0, # seed of the noise
                    sort_features:bool=True, # for vectors: order features by their clean value
                   ):
-    "Static figure: `x_t` (top) and `x0_hat` (bottom) of one item at several steps, and the schedule."
+    """Static figure of one item at several steps, and the schedule below: for an image, `x_t` (top row) and
+    `x0_hat` (middle row); for a vector, one panel per step with `x0`, `x_t` and `x0_hat` on the same axes."""
     ts = list(ts)
     xt, x0h = diffusion_states(den, x0, ts, random_state=random_state)
-    order = np.argsort(as_tensor(x0, dtype=None).cpu().numpy()) if (x0.ndim == 1 and sort_features) else None
+    if x0.ndim == 1:  # vectors: three wide panels a row, a shared legend above them
+        order = np.argsort(as_tensor(x0, dtype=None).cpu().numpy()) if sort_features else None
+        ncol = min(3, len(ts)); nrow = -(-len(ts) // ncol)
+        fig = plt.figure(figsize=(8.5, 2.1 * nrow + 2.4))
+        gs = fig.add_gridspec(nrow + 1, ncol, height_ratios=[1] * nrow + [1.2])
+        axs = _vector_panels(fig, gs, x0, xt, x0h, ts, order, ncol)
+        _schedule_panel(fig.add_subplot(gs[nrow, :]), den, ts[-1])
+        h, l = axs[0].get_legend_handles_labels()
+        fig.legend(h, l, loc='upper center', ncol=3, fontsize=FS, markerscale=4, frameon=False)
+        fig.tight_layout(rect=(0, 0, 1, 0.96))
+        return fig
     fig = plt.figure(figsize=(8.5, 6.4))  # page width: items in two rows, the schedule below them
     gs = fig.add_gridspec(3, len(ts) + 1, height_ratios=[1, 1, 1.3])
-    a0 = fig.add_subplot(gs[0, 0]); _show_item(a0, x0, 'x0', order=order)
-    top, bottom = [], []
+    _show_item(fig.add_subplot(gs[0, 0]), x0, 'x0')
     for j, t in enumerate(ts):
-        top.append(fig.add_subplot(gs[0, j + 1])); _show_item(top[-1], xt[j], f'x_t, t={t}', order=order)
-        bottom.append(fig.add_subplot(gs[1, j + 1])); _show_item(bottom[-1], x0h[j], f'x0_hat, t={t}', order=order)
-    if x0.ndim == 1: _label_vectors([a0] + bottom, [a0, bottom[0]])
+        _show_item(fig.add_subplot(gs[0, j + 1]), xt[j], f'x_t, t={t}')
+        _show_item(fig.add_subplot(gs[1, j + 1]), x0h[j], f'x0_hat, t={t}')
     _schedule_panel(fig.add_subplot(gs[2, :]), den, ts[-1])
     fig.tight_layout()
     return fig

@@ -72,7 +72,7 @@ def winners(df:pd.DataFrame, # scores, one row per method (the index names them)
 
 def wilson(p:float, # observed fraction
            n:int, # number of trials
-           z:float=1.959963984540054, # normal quantile (this one: a 95% interval)
+           z:float=1.959963984540054, # 1.96, the two-sided 95% normal quantile
           ) -> tuple:
     "Wilson score interval `(low, high)` of a binomial fraction `p` out of `n`."
     d = 1 + z * z / n
@@ -176,7 +176,7 @@ def _no_stage(key, what): return nullcontext()
 
 def digits_experiment(seed:int, # root seed: the split, every model and every draw come from `Seeds(seed)`
                       settings:dict|None=None, # overrides of `DIGITS_DEFAULTS`
-                      parts=DIGITS_PARTS, # parts to run, names from `DIGITS_PARTS`
+                      parts=DIGITS_PARTS, # parts to run (default: all of `DIGITS_PARTS`: noise, guidance, robust, semisup, cost)
                       device='cpu', # where to train and predict
                       denoiser=None, # a denoiser trained on this seed's split as this function would (skips training it)
                       stage=None, # `stage(key, what)`: a context manager around each step (e.g. `Stages`); keys below
@@ -274,7 +274,7 @@ def digits_experiment(seed:int, # root seed: the split, every model and every dr
 
 def digits_experiments(seeds, # number of seeds (0, 1, ...) or a list of seeds
                        settings:dict|None=None, # overrides of `DIGITS_DEFAULTS`
-                       parts=DIGITS_PARTS, # parts to run
+                       parts=DIGITS_PARTS, # parts to run (default: all of `DIGITS_PARTS`: noise, guidance, robust, semisup, cost)
                        device='cpu', # where to train and predict
                        after_seed=None, # `after_seed(run, rows)` after each seed: its `DigitsRun` and the rows so far
                        stage=None, # progress, as in `digits_experiment`
