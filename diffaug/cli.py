@@ -23,9 +23,10 @@ def _literal(s:str):
 def add_api_options(p:argparse.ArgumentParser, # parser to extend
                     f, # function whose keyword parameters become `--options`
                     skip:tuple=(), # parameters not to offer
+                    helps:dict|None=None, # help texts by parameter name, in place of their parameter comments
                    ):
     "One `--name` option per keyword parameter of `f`, with its parameter comment as help; only options given are forwarded."
-    docs = docments(f)
+    docs = {**docments(f), **(helps or {})}
     for name, prm in inspect.signature(f).parameters.items():
         if name in skip or name == 'self' or prm.kind in (prm.VAR_POSITIONAL, prm.VAR_KEYWORD, prm.POSITIONAL_ONLY): continue
         if any(a.dest == name for a in p._actions): continue
@@ -41,6 +42,16 @@ def add_api_options(p:argparse.ArgumentParser, # parser to extend
             p.add_argument(*flags, dest=name, type=str if str(prm.annotation).replace(' ', '') in ('str', 'str|None') else _literal, default=argparse.SUPPRESS,
                            metavar=_METAVARS.get(name), help=(doc.replace('%', '%%') + default + (f"; e.g. --{name.replace('_', '-')} {ex}" if ex else '')))
     return p
+
+def _settings_help(name:str, # a settings group of `DiffAug`: 'encoder', 'views', 'gen' or 'loss'
+                   lead:str, # what the group is, e.g. "the encoder's training"
+                  ) -> str:
+    "Help of a settings option: `lead`, then the group's keys as its settings dataclass declares them (and the loss kinds)."
+    from dataclasses import fields
+    from diffaug.contrastive import SETTINGS, _LOSSES
+    cls, choices = SETTINGS[name], {'kind': list(_LOSSES)} if name == 'loss' else {}
+    keys = [f"`{f.name}`" + (f" ({', '.join(map(repr, choices[f.name]))})" if f.name in choices else '') for f in fields(cls)]
+    return f"{lead}: {', '.join(keys)} (see `{cls.__name__}`)"
 
 _METAVARS = {'encoder': 'KEY=VALUE,...', 'views': 'KEY=VALUE,...', 'gen': 'KEY=VALUE,...', 'loss': 'KEY=VALUE,...', 'epochs': 'E1,M,E2'}
 _EXAMPLES = {'encoder': 'bs=256,lr=1e-3', 'views': 'k=15,lam=0.3', 'gen': 'steps=5,sampler=ddim', 'loss': 'kind=ntxent'}  # shown in --help
@@ -72,7 +83,9 @@ def _parser():
     e.add_argument('--out', required=True, help='output .h5ad file')
     e.add_argument('--no-progress', action='store_true', help='hide progress bars')
     add_api_options(e, embed, skip=('adata', 'copy'))
-    add_api_options(e, DiffAug, skip=('progress',))
+    from diffaug.contrastive import SETTINGS
+    leads = {n: (docments(DiffAug).get(n) or n).split(':', 1)[0] for n in SETTINGS}  # e.g. "the encoder's training"
+    add_api_options(e, DiffAug, skip=('progress',), helps={n: _settings_help(n, leads[n]) for n in SETTINGS})
     return p
 
 def _run(cmd, args):

@@ -52,15 +52,15 @@ def ramp_weight(step:int, # current training step
     return float(weight * math.exp(-5 * (1 - u) ** 2))
 
 class TemporalConsistencyCB(DiffusedBatchCB):
-    "Add `lambda(step) * KL(stopgrad(p(x_t, t)) || p(x_t', t'))` on unlabeled batches, `t' = t + delta`, `1 <= delta <= radius`."
+    "Add `lambda(step) * KL(stopgrad(p(x_t, t)) || p(x_t', t'))` on unlabelled batches, `t' = t + delta`, `1 <= delta <= radius`."
     order, run_valid, augment_only = -3, False, True
-    def __init__(self, unlabeled:torch.Tensor, # unlabeled images `(M, C, H, W)` in [-1, 1]
+    def __init__(self, unlabeled:torch.Tensor, # unlabelled images `(M, C, H, W)` in [-1, 1]
                  *,
                  denoiser:Denoiser|None=None, # the DA classifier's frozen denoiser (gives x0_hat); must be the learner's
                  schedule:Schedule|None=None, # schedule (default: the learner's, else the denoiser's, else `VPSchedule()`)
                  weight:float=1., # final lambda
                  radius:int=50, # largest step offset delta
-                 bs:int=128, # unlabeled batch size
+                 bs:int=128, # unlabelled batch size
                  ramp:float=0.3, # fraction of training over which lambda ramps up
                  t_min:int=0, # smallest teacher step
                  t_max:int|None=None, # largest teacher step (default: the learner's `t_max`, else the last)
@@ -81,8 +81,8 @@ class TemporalConsistencyCB(DiffusedBatchCB):
             raise ValueError("TemporalConsistencyCB was given another denoiser than the learner's; pass the learner's denoiser")
         ds = getattr(self.dls.train, 'dataset', None)
         if hasattr(ds, 'ts') and tuple(ds.ts[0].shape[1:]) != tuple(self.unlabeled.shape[1:]):
-            raise ValueError(f"unlabeled images have shape {tuple(self.unlabeled.shape[1:])}, but the labelled training images "
-                             f"have shape {tuple(ds.ts[0].shape[1:])}; give unlabeled images of the same size and channels")
+            raise ValueError(f"unlabelled images have shape {tuple(self.unlabeled.shape[1:])}, but the labelled training images "
+                             f"have shape {tuple(ds.ts[0].shape[1:])}; give unlabelled images of the same size and channels")
         own = vars(self)  # the callback's own settings, written past fastai's warning about names the learner also has
         if self.given['schedule'] is None and getattr(lrn, 'schedule', None) is not None: own['schedule'] = lrn.schedule
         if self.given['t_max'] is None:
