@@ -186,6 +186,7 @@ def main():
     show['load'] = show['load'].map(lambda v: '' if pd.isna(v) else f"{v:.1f}")
     show = show.fillna('')
     if 'fit' in show and 'total' in show: show = show.drop(columns='total')  # the fit plus reading the file: a column too many for the page
+    if 'method' in show and show['method'].nunique() == 1: show = show.drop(columns='method')  # one method: the sentence above names it
     show = show[[c for c in show if (show[c].astype(str).str.strip() != '').any()]]  # no empty columns (e.g. 'error' when every run succeeded)
     lines += [md_table(show), '']
     words = []
