@@ -39,7 +39,7 @@ def test_api_pages(preview):
     out, pages, _ = preview
     page = (out / 'tl.html').read_text()
     assert page.index('id="Usage"') < page.index('id="embed"'), 'the usage example comes before the reference'
-    assert 'AnnData object with n_obs' in page, 'the usage example shows its output'
+    assert 'X_diffaug (700, 10)' in page, 'the usage example shows its output'
     assert re.search(r'<th[^>]*>Parameter</th>', page) and re.search(r'<code>batch_key</code>', page), 'no parameter table'
     assert 'window.FOLD = [' in page and 'celltag_fold' in page, 'tests are not folded'
     assert '# cells x genes' not in page, 'docments shown as comments in the signature'
